@@ -1,0 +1,20 @@
+# The two commands a new user needs: `make demo` (the main job on built-in data) and `make test`.
+# Torch is pinned to the CPU wheel that lies on these machines; any other request may pull a CUDA build.
+PYTHON ?= python3
+PIP = $(PYTHON) -m pip
+
+.PHONY: install demo test lint bench
+
+install:
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e ".[test]"
+
+demo: install
+	$(PYTHON) -m taylorlens explain --out results/explain
+
+test: install
+	$(PYTHON) -m ruff check taylorlens tests benchmarks
+	$(PYTHON) -m pytest
+
+bench: install
+	$(PYTHON) benchmarks/methods.py

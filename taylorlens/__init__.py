@@ -1,0 +1,34 @@
+"""taylorlens: gradient-based attribution for PyTorch models, the Taylor attribution framework, and the
+metrics that evaluate attributions.
+
+>>> import taylorlens
+>>> maps = taylorlens.attribute(model, x, target=3, method="integrated_gradients", steps=50)
+"""
+
+from taylorlens.engine import AttributionInputError, UnsupportedModelError
+from taylorlens.methods import (
+    Deconvnet,
+    DeepLift,
+    EpsilonLRP,
+    ExpectedGradients,
+    Gradient,
+    GradientXInput,
+    GuidedBackprop,
+    IntegratedGradients,
+    InteriorGradients,
+    Method,
+    Occlusion,
+    Saliency,
+    SmoothGrad,
+    SmoothTaylor,
+    attribute,
+    methods,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttributionInputError", "Deconvnet", "DeepLift", "EpsilonLRP", "ExpectedGradients", "Gradient",
+    "GradientXInput", "GuidedBackprop", "IntegratedGradients", "InteriorGradients", "Method", "Occlusion",
+    "Saliency", "SmoothGrad", "SmoothTaylor", "UnsupportedModelError", "attribute", "methods",
+]

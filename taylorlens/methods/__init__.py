@@ -1,0 +1,15 @@
+"""Attribution methods, one small module per family, all reachable by name through the registry."""
+
+from taylorlens.methods.base import Method
+from taylorlens.methods.gradients import Gradient, GradientXInput, Saliency
+from taylorlens.methods.modified import Deconvnet, DeepLift, EpsilonLRP, GuidedBackprop
+from taylorlens.methods.occlusion import Occlusion
+from taylorlens.methods.paths import ExpectedGradients, IntegratedGradients, InteriorGradients
+from taylorlens.methods.registry import MethodInfo, attribute, method_class, methods, register
+from taylorlens.methods.smoothing import SmoothGrad, SmoothTaylor
+
+__all__ = [
+    "Deconvnet", "DeepLift", "EpsilonLRP", "ExpectedGradients", "Gradient", "GradientXInput",
+    "GuidedBackprop", "IntegratedGradients", "InteriorGradients", "Method", "MethodInfo", "Occlusion",
+    "Saliency", "SmoothGrad", "SmoothTaylor", "attribute", "method_class", "methods", "register",
+]

@@ -1,0 +1,88 @@
+"""Modified-gradient methods: DeepLIFT (Rescale), epsilon-LRP, guided backprop, deconvnet.
+
+Ancona et al. (ICLR 2018), Sec. 3 and Propositions 1-2: both DeepLIFT (Rescale) and epsilon-LRP are the
+feature-wise product of an input difference and a *modified* gradient, in which the derivative of each
+nonlinearity is replaced by a ratio (see :mod:`taylorlens.engine.modified_gradients` for the rules and the
+operations they cover). Linear layers, convolutions, pooling and multiplicative units keep their ordinary
+gradients. A model containing an operation the rules cannot handle raises ``UnsupportedModelError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from taylorlens.engine import (
+    DeconvReLURule,
+    EpsilonRule,
+    GuidedReLURule,
+    Request,
+    RescaleRule,
+    broadcast_baseline,
+    inputs_points,
+)
+from taylorlens.engine.checks import check_nonnegative
+from taylorlens.methods.base import Method
+from taylorlens.methods.registry import register
+
+
+@register
+class DeepLift(Method):
+    """DeepLIFT Rescale as a modified gradient: ``(x - x_ref) * d^g f / dx``, ``g = Δf(z)/Δz`` (Prop. 2).
+
+    ``baseline`` (0.0): the reference input, a number or a tensor broadcastable to the inputs. Reference
+    activations are those of the network at the baseline; points and references share one batched pass.
+    """
+
+    name = "deeplift"
+    options = {"baseline": 0.0}
+
+    def compute(self, request: Request, baseline: Any) -> Tensor:
+        x = request.inputs
+        reference = broadcast_baseline(baseline, x)
+        grads, _ = request.gradients(inputs_points(x, reference), RescaleRule())
+        return (x - reference) * grads[:, 0]
+
+
+@register
+class EpsilonLRP(Method):
+    """epsilon-LRP as a modified gradient: ``x * d^g f / dx``, ``g = f(z) / (z + eps sign z)`` (Prop. 1).
+
+    ``epsilon`` (1e-9, the stabiliser of Eq. 2 of Ancona et al.). On ReLU networks it equals
+    Gradient*Input (Prop. 3 i).
+    """
+
+    name = "epsilon_lrp"
+    options = {"epsilon": 1e-9}
+
+    def compute(self, request: Request, epsilon: float) -> Tensor:
+        rule = EpsilonRule(check_nonnegative("epsilon", epsilon))
+        grads, _ = request.gradients(inputs_points(request.inputs), rule)
+        return request.inputs * grads[:, 0]
+
+
+@register
+class GuidedBackprop(Method):
+    """Guided backpropagation (Springenberg et al. 2015): ReLUs pass only positive gradients where active.
+
+    Defined for ReLU-type networks only. It fails the IG paper's sensitivity and implementation-invariance
+    checks, which is why taylorlens keeps it: as a counterexample in the axiom checks.
+    """
+
+    name = "guided_backprop"
+
+    def compute(self, request: Request) -> Tensor:
+        grads, _ = request.gradients(inputs_points(request.inputs), GuidedReLURule())
+        return grads[:, 0]
+
+
+@register
+class Deconvnet(Method):
+    """Deconvnet (Zeiler & Fergus 2014): ReLUs pass positive gradients whatever their input. ReLU nets only."""
+
+    name = "deconvnet"
+
+    def compute(self, request: Request) -> Tensor:
+        grads, _ = request.gradients(inputs_points(request.inputs), DeconvReLURule())
+        return grads[:, 0]

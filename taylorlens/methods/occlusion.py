@@ -1,0 +1,100 @@
+"""Occlusion (Zeiler & Fergus 2014; Ancona et al. 2018, Sec. 2 "Occlusion-1" and "Occlusion-patch").
+
+Each window of the input is set to ``value`` and the drop in the explained output,
+``f(x) - f(x with the window occluded)``, is given to the features inside it; a feature covered by several
+windows gets the mean over them. ``window=1`` is Occlusion-1: ``R_i = f(x) - f(x with x_i = value)``.
+All windows of all samples go through the model in batched forward passes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from taylorlens.engine import Points, Request, broadcast_baseline
+from taylorlens.engine.checks import AttributionInputError
+from taylorlens.methods.base import Method
+from taylorlens.methods.registry import register
+
+
+def window_shape(name: str, value: Any, sample_shape: tuple[int, ...], leading_default: int) -> tuple[int, ...]:
+    """An int or a tuple of one sample's rank, each entry in [1, size] (used for ``window`` and ``stride``).
+
+    An int ``k`` means ``k`` along every dimension, except the leading (channel) dimension of samples with
+    three or more dimensions, which gets ``leading_default``.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        shape = (value,) * len(sample_shape)
+        if len(sample_shape) >= 3:
+            shape = (leading_default, *shape[1:])
+    elif isinstance(value, tuple | list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        shape = tuple(value)
+    else:
+        raise AttributionInputError(f"{name} must be an int or a tuple of ints, got {value!r}")
+    if len(shape) != len(sample_shape) or any(not 1 <= w <= n for w, n in zip(shape, sample_shape, strict=True)):
+        raise AttributionInputError(
+            f"{name} {shape} must have one entry per sample dimension {tuple(sample_shape)}, each between 1 and "
+            "that dimension's size"
+        )
+    return shape
+
+
+def window_masks(size: int, window: int, stride: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``(K, size)`` masks of the windows along one dimension: start 0, stride, ... while they fit."""
+    starts = torch.arange(0, size - window + 1, stride, device=device)
+    positions = torch.arange(size, device=device)
+    return ((positions >= starts[:, None]) & (positions < starts[:, None] + window)).to(dtype)
+
+
+def outer_masks(masks: list[Tensor], index: Tensor) -> Tensor:
+    """Masks ``(n, ...)`` of the windows whose flat index is ``index`` (outer product of per-dim masks)."""
+    counts = [m.shape[0] for m in masks]
+    result = None
+    for dim, (mask, sub) in enumerate(zip(masks, torch.unravel_index(index, counts), strict=True)):
+        part = mask[sub].view(index.shape[0], *(1,) * dim, mask.shape[1], *(1,) * (len(masks) - dim - 1))
+        result = part if result is None else result * part
+    return result
+
+
+def spread(deltas: Tensor, masks: list[Tensor]) -> Tensor:
+    """``sum_v deltas[:, v] * mask_v`` for every sample, contracting one dimension at a time."""
+    out = deltas.view(deltas.shape[0], *(m.shape[0] for m in masks))
+    for mask in masks:
+        out = torch.tensordot(out, mask, dims=([1], [0]))  # the contracted axis moves to the end
+    return out
+
+
+@register
+class Occlusion(Method):
+    """Occlusion-1 / Occlusion-patch: mean output drop over the windows covering each feature.
+
+    Options: ``window`` (1 = Occlusion-1; an int k is a k x ... x k patch, spanning one channel of samples
+    with three or more dimensions; a tuple gives the exact shape, e.g. ``(3, 15, 15)`` for all RGB
+    channels), ``stride`` (1; int or tuple like ``window``), ``value`` (0.0; number or tensor broadcastable
+    to the inputs).
+    """
+
+    name = "occlusion"
+    options = {"window": 1, "stride": 1, "value": 0.0}
+
+    def compute(self, request: Request, window: Any, stride: Any, value: Any) -> Tensor:
+        x = request.inputs
+        shape = tuple(x.shape[1:])
+        windows = window_shape("window", window, shape, 1)
+        strides = window_shape("stride", stride, shape, 1)
+        fill = broadcast_baseline(value, x, "value")
+        masks = [window_masks(n, w, s, x.dtype, x.device) for n, w, s in zip(shape, windows, strides, strict=True)]
+        count = 1
+        for mask in masks:
+            count *= mask.shape[0]
+
+        def build(sample: Tensor, variant: Tensor) -> Tensor:
+            occluded = outer_masks(masks, variant)
+            return x[sample] * (1 - occluded) + fill[sample] * occluded
+
+        occluded_outputs = request.forward(Points(x, count, build))
+        deltas = request.outputs()[:, None] - occluded_outputs
+        coverage = spread(torch.ones_like(deltas[:1]), masks)
+        return spread(deltas, masks) / coverage.clamp(min=1)
