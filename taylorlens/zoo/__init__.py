@@ -1,0 +1,44 @@
+"""The papers' models and the data sets that ship offline.
+
+Public API (see docs/zoo.md):
+
+- ``load(name, *, device="cpu", cache_dir=None, retrain=False)``: a trained model in eval mode.
+- ``build(name)``: the untrained architecture.
+- ``models()``: ``{name: ModelInfo}``; ``accuracy(name)``: recorded test accuracy.
+- ``dataset(name, split="test")`` for "digits" and "fashion_mnist"; ``mnist_idx(directory, split)``,
+  ``npz_dataset(path)`` for user files.
+- ``photos(names=None)``, ``photos_from_folder(directory)``, ``imagenet_classes()``.
+"""
+
+from taylorlens.zoo.datasets import MissingDataError, dataset, mnist_idx, npz_dataset
+from taylorlens.zoo.efficientnet_lite import imagenet_classes
+from taylorlens.zoo.loading import (
+    CorruptCacheWarning,
+    accuracy,
+    build,
+    cache_directory,
+    load,
+    training_record,
+)
+from taylorlens.zoo.photos import Photo, imagenet_preprocess, photos, photos_from_folder
+from taylorlens.zoo.registry import ModelInfo, models
+
+__all__ = [
+    "CorruptCacheWarning",
+    "MissingDataError",
+    "ModelInfo",
+    "Photo",
+    "accuracy",
+    "build",
+    "cache_directory",
+    "dataset",
+    "imagenet_classes",
+    "imagenet_preprocess",
+    "load",
+    "mnist_idx",
+    "models",
+    "npz_dataset",
+    "photos",
+    "photos_from_folder",
+    "training_record",
+]

