@@ -1,0 +1,49 @@
+"""The `taylorlens explain` command: default run, real PNGs, clear errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from taylorlens.cli import main
+
+
+def test_explain_default_writes_real_pngs_arrays_and_summary(tmp_path):
+    assert main(["explain", "--out", str(tmp_path), "--count", "2",
+                 "--methods", "gradient,integrated_gradients,deeplift,occlusion"]) == 0
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size[0] > 400 and grid.size[1] > 200
+    with Image.open(tmp_path / "sample_0.png") as sample:
+        pixels = np.asarray(sample.convert("RGB"))
+        assert pixels.std() > 10  # a drawn figure, not a blank canvas
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["methods"]) == {"gradient", "integrated_gradients", "deeplift", "occlusion"}
+    # IG keeps completeness up to its Riemann error; the CNN's max-pooling costs DeepLIFT its exactness
+    scores = [s["score"] for s in summary["samples"]]
+    ig_gaps = summary["methods"]["integrated_gradients"]["completeness_gap"]
+    assert len(ig_gaps) == 2 and all(abs(g) < 0.05 * abs(s) for g, s in zip(ig_gaps, scores))
+    maps = np.load(tmp_path / "attributions" / "integrated_gradients.npy")
+    assert maps.shape == (2, 1, 8, 8)
+
+
+def test_explain_corrupt_model_file_gives_clear_error_and_exit_status(tmp_path, capsys):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["explain", "--model", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert "not a readable TorchScript file" in capsys.readouterr().err
+
+
+def test_explain_missing_file_exits_nonzero_without_traceback(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "taylorlens", "explain", "--model", str(tmp_path / "missing.pt")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr and "missing.pt" in run.stderr
+
+
+@pytest.mark.parametrize("methods", ["no_such_method"])
+def test_explain_unknown_method_is_rejected(tmp_path, methods, capsys):
+    assert main(["explain", "--methods", methods, "--out", str(tmp_path)]) == 2
+    assert "unknown method" in capsys.readouterr().err
