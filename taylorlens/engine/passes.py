@@ -124,7 +124,10 @@ def gradient_chunks(
                 batch_and_refs = batch
             with modified_gradients(rule, n):
                 outputs = select_outputs(model(batch_and_refs), chosen, batch_and_refs.shape[0])[:n]
-            (grads,) = torch.autograd.grad(outputs.sum(), batch)
+            if outputs.requires_grad:
+                (grads,) = torch.autograd.grad(outputs.sum(), batch, allow_unused=True, materialize_grads=True)
+            else:  # the explained output does not depend on the inputs at all
+                grads = torch.zeros_like(batch)
         return Chunk(sample, variant, batch.detach(), outputs.detach(), grads)
 
     kind = "gradient" if rule is None else f"gradient:{rule.name}"

@@ -1,0 +1,211 @@
+"""DeepLIFT (Rescale), epsilon-LRP, guided backprop and deconvnet (Ancona et al. 2018; IG paper Appendix B)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import taylorlens
+
+
+class ImplementationF(nn.Module):
+    """IG paper Appendix B / Fig. 14: ``f(x1, x2) = ReLU(ReLU(x1) - 1 - ReLU(x2))``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(F.relu(x[:, 0]) - 1 - F.relu(x[:, 1]))
+
+
+class ImplementationG(nn.Module):
+    """The functionally equivalent ``g(x1, x2) = ReLU(ReLU(x1 - 1) - ReLU(x2))``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(F.relu(x[:, 0] - 1) - F.relu(x[:, 1]))
+
+
+class ProductExample(nn.Module):
+    """Ancona et al. Sec. 3.1: ``h(x1, x2) = ReLU(x1 - 1) * ReLU(x2)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x[:, 0] - 1) * F.relu(x[:, 1])
+
+
+POINT = torch.tensor([[3.0, 1.0]], dtype=torch.float64)
+
+
+def slow_rescale_deeplift(model: nn.Sequential, x, baseline, target):
+    """DeepLIFT Rescale (Ancona Eq. 4 / Prop. 2) by hand, one sample at a time, layer by layer.
+
+    Carries the modified Jacobian ``d^g a / dx`` forward: a Linear multiplies it by ``W``; a nonlinearity by
+    its Rescale multiplier ``(f(z) - f(z_ref)) / (z - z_ref)`` (its derivative where ``z == z_ref``).
+    """
+    result = torch.zeros_like(x)
+    for b in range(x.shape[0]):
+        a, r = x[b], baseline[b]
+        jacobian = torch.eye(x.shape[1], dtype=x.dtype)
+        for layer in model:
+            if isinstance(layer, nn.Linear):
+                a, r, jacobian = layer(a), layer(r), layer.weight @ jacobian
+                continue
+            fa, fr = layer(a), layer(r)
+            point = a.detach().clone().requires_grad_(True)
+            (slope,) = torch.autograd.grad(layer(point).sum(), point)
+            same = (a - r).abs() < 1e-12
+            multiplier = torch.where(same, slope, (fa - fr) / torch.where(same, torch.ones_like(a), a - r))
+            a, r, jacobian = fa, fr, multiplier[:, None] * jacobian
+        result[b] = (x[b] - baseline[b]) * jacobian[target[b]]
+    return result.detach()
+
+
+def slow_epsilon_lrp(model: nn.Sequential, x, target, epsilon):
+    """epsilon-LRP by Ancona Eq. 2, relevance redistributed layer by layer, one sample at a time.
+
+    ``r_i = sum_j z_ji / (z_j + eps sign(z_j)) r_j`` with ``z_ji = w_ji a_i`` and ``z_j = sum_i z_ji + b_j``;
+    nonlinearities pass relevance unchanged; the output unit starts with its own value ``S_c(x)``.
+    """
+    result = torch.zeros_like(x)
+    with torch.no_grad():
+        for b in range(x.shape[0]):
+            activations, a = [], x[b]
+            for layer in model:
+                activations.append(a)
+                a = layer(a)
+            relevance = torch.zeros_like(a)
+            relevance[target[b]] = a[target[b]]
+            for layer, a_in in zip(reversed(model), reversed(activations), strict=True):
+                if not isinstance(layer, nn.Linear):
+                    continue
+                z = layer(a_in)
+                stabilised = z + epsilon * torch.where(z >= 0, 1.0, -1.0)
+                relevance = (layer.weight * a_in[None, :] / stabilised[:, None] * relevance[:, None]).sum(dim=0)
+            result[b] = relevance
+    return result
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [(ImplementationF(), [[1.5, -0.5]]), (ImplementationG(), [[2.0, -1.0]])],
+    ids=["f", "g"],
+)
+def test_deeplift_breaks_implementation_invariance_on_the_appendix_b_networks(model, expected):
+    # By hand (zero baseline): for f the outer ReLU sees z = 1 vs z_ref = -1, multiplier 1/2, so
+    # (3 * 1/2, 1 * -1/2); for g, ReLU(x1 - 1) sees 2 vs -1 (multiplier 2/3) and the outer ReLU 1 vs 0, so
+    # (3 * 2/3, -1). The extracted Fig. 14 text swaps these rows; the values here follow from Eq. 4.
+    maps = taylorlens.attribute(model.eval(), POINT, method="deeplift")
+    torch.testing.assert_close(maps, torch.tensor(expected, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("method", ["guided_backprop", "deconvnet"])
+def test_guided_backprop_and_deconvnet_give_zero_to_x2_on_the_appendix_b_network(method):
+    # IG paper Appendix B: f decreases in x2, yet the negative signal at ReLU(x2) is never passed back.
+    for x in (POINT, torch.tensor([[5.0, 2.0]], dtype=torch.float64)):
+        maps = taylorlens.attribute(ImplementationF().eval(), x, method=method)
+        assert maps[0, 1].item() == 0.0
+        assert maps[0, 0].item() == 1.0
+
+
+def test_deeplift_misses_completeness_on_a_multiplicative_unit():
+    # Ancona Sec. 3.1. Zero baseline: ReLU(x1 - 1) has multiplier (2 - 0) / (2 - -1) = 2/3, ReLU(x2) has 1,
+    # the product keeps its ordinary gradient (1, 2): DeepLIFT = (3 * 2/3 * 1, 1 * 1 * 2) = (2, 2), summing
+    # to 4 while h(x) - h(0) = 2.
+    maps = taylorlens.attribute(ProductExample().eval(), POINT, method="deeplift")
+    torch.testing.assert_close(maps, torch.tensor([[2.0, 2.0]], dtype=torch.float64))
+    assert maps.sum().item() != pytest.approx(2.0)
+
+
+class SigmoidThenTanh(nn.Sequential):
+    """Two nonlinearities in a row (where Captum 0.9.0's DeepLift is wrong, its issue #1104)."""
+
+    def __init__(self) -> None:
+        super().__init__(nn.Linear(5, 7), nn.Sigmoid(), nn.Tanh(), nn.Linear(7, 4), nn.Softplus(), nn.Linear(4, 3))
+
+
+@pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU, "sigmoid_tanh"])
+def test_deeplift_is_complete_and_matches_hand_chained_rescale_multipliers(make_mlp, make_inputs, activation):
+    if activation == "sigmoid_tanh":
+        torch.manual_seed(0)
+        model = SigmoidThenTanh().double().eval()
+    else:
+        model = make_mlp(activation)
+    x, baseline = make_inputs(4, 5), make_inputs(4, 5, seed=5)
+    target = torch.tensor([0, 1, 2, 1])
+    maps = taylorlens.attribute(model, x, target, "deeplift", baseline=baseline)
+    with torch.no_grad():
+        delta = model(x).gather(1, target[:, None])[:, 0] - model(baseline).gather(1, target[:, None])[:, 0]
+    torch.testing.assert_close(maps.sum(dim=1), delta, atol=1e-10, rtol=0)
+    torch.testing.assert_close(maps, slow_rescale_deeplift(model, x, baseline, target))
+
+
+@pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh, nn.Softplus])
+def test_epsilon_lrp_matches_relevance_redistribution_of_eq_2(make_mlp, make_inputs, activation):
+    model = make_mlp(activation)
+    x, target = make_inputs(3, 5), torch.tensor([2, 0, 1])
+    maps = taylorlens.attribute(model, x, target, "epsilon_lrp")
+    torch.testing.assert_close(maps, slow_epsilon_lrp(model, x, target, 1e-9))
+
+
+def test_epsilon_lrp_places_a_large_stabiliser_on_every_hidden_pre_activation(make_inputs):
+    # The model ends in a nonlinearity, so every stabiliser of Eq. 2 sits on a hidden pre-activation.
+    # (For models ending in a linear unit, see the report: the top unit's own stabiliser is not applied.)
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 3), nn.Tanh()).double().eval()
+    x, target = make_inputs(3, 5), torch.tensor([2, 0, 1])
+    maps = taylorlens.attribute(model, x, target, "epsilon_lrp", epsilon=0.1)
+    torch.testing.assert_close(maps, slow_epsilon_lrp(model, x, target, 0.1))
+    assert not torch.allclose(maps, slow_epsilon_lrp(model, x, target, 1e-9))
+
+
+@pytest.mark.parametrize("network", ["mlp", "cnn_max", "cnn_avg"])
+def test_epsilon_lrp_equals_gradient_x_input_on_relu_networks(make_mlp, make_cnn, make_inputs, network):
+    # Ancona Prop. 3 (i).
+    if network == "mlp":
+        model, x = make_mlp(nn.ReLU), make_inputs(4, 5)
+    else:
+        model, x = make_cnn(nn.ReLU, pool=network[4:]), make_inputs(4, 2, 6, 6)
+    lrp = taylorlens.attribute(model, x, 1, "epsilon_lrp")
+    torch.testing.assert_close(lrp, taylorlens.attribute(model, x, 1, "gradient_x_input"))
+
+
+@pytest.mark.parametrize("activation", [nn.Tanh, nn.ReLU])
+def test_epsilon_lrp_equals_zero_baseline_deeplift_without_biases(make_mlp, make_inputs, activation):
+    # Ancona Prop. 3 (ii): no biases and f(0) = 0 make every reference activation zero.
+    model, x = make_mlp(activation, bias=False), make_inputs(4, 5)
+    lrp = taylorlens.attribute(model, x, 2, "epsilon_lrp")
+    torch.testing.assert_close(lrp, taylorlens.attribute(model, x, 2, "deeplift"))
+    with_bias = make_mlp(activation, bias=True)
+    assert not torch.allclose(
+        taylorlens.attribute(with_bias, x, 2, "epsilon_lrp"), taylorlens.attribute(with_bias, x, 2, "deeplift")
+    )
+
+
+@pytest.mark.parametrize("method", ["guided_backprop", "deconvnet"])
+def test_guided_rules_match_a_hand_written_backward_pass(make_mlp, make_inputs, method):
+    model, x = make_mlp(nn.ReLU, sizes=(5, 8, 6, 8, 3)), make_inputs(3, 5)
+    maps = taylorlens.attribute(model, x, 0, method)
+    for b in range(3):
+        pre_activations, a = [], x[b]
+        with torch.no_grad():
+            for layer in model:
+                if isinstance(layer, nn.ReLU):
+                    pre_activations.append(a)
+                a = layer(a)
+        signal = model[-1].weight[0].detach()
+        for layer in reversed(list(model)[:-1]):
+            if isinstance(layer, nn.ReLU):
+                z = pre_activations.pop()
+                signal = signal.clamp(min=0) * ((z > 0).to(z.dtype) if method == "guided_backprop" else 1)
+            else:
+                signal = layer.weight.detach().T @ signal
+        torch.testing.assert_close(maps[b], signal)
+
+
+def test_all_methods_equal_weight_times_input_on_a_linear_model(make_inputs):
+    # Ancona Prop. 4 / Appendix A.3: on S_c(x) = sum_i (w_ci x_i) + b_c, Gradient*Input, IG, DeepLIFT and
+    # epsilon-LRP (zero baselines) and Occlusion-1 all give w_ci x_i.
+    torch.manual_seed(0)
+    model = nn.Linear(6, 3).double().eval()
+    x = make_inputs(4, 6)
+    expected = model.weight[1].detach() * x
+    for method in ("gradient_x_input", "integrated_gradients", "deeplift", "epsilon_lrp", "occlusion"):
+        torch.testing.assert_close(taylorlens.attribute(model, x, 1, method), expected, msg=method)

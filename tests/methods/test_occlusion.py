@@ -1,0 +1,73 @@
+"""Occlusion-1 and Occlusion-patch (Ancona et al. 2018, Sec. 2) against a loop over windows."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+import taylorlens
+from taylorlens import AttributionInputError
+
+
+def slow_occlusion(model, x, target, window, stride, value):
+    """Each window occluded on its own, one model call per window; each feature gets its windows' mean drop."""
+    shape = x.shape[1:]
+    total, count = torch.zeros_like(x), torch.zeros_like(x[0])
+    starts = [range(0, n - w + 1, s) for n, w, s in zip(shape, window, stride, strict=True)]
+    with torch.no_grad():
+        for b in range(x.shape[0]):
+            reference = model(x[b][None])[0, target]
+            for corner in itertools.product(*starts):
+                region = tuple(slice(c, c + w) for c, w in zip(corner, window, strict=True))
+                occluded = x[b].clone()
+                occluded[region] = value
+                total[b][region] += reference - model(occluded[None])[0, target]
+                if b == 0:
+                    count[region] += 1
+    return total / count.clamp(min=1)
+
+
+def test_occlusion_1_is_the_output_drop_for_each_single_feature(make_mlp, make_inputs):
+    model, x = make_mlp(nn.Tanh), make_inputs(3, 5)
+    maps = taylorlens.attribute(model, x, 1, "occlusion", value=0.25)
+    with torch.no_grad():
+        for i in range(5):
+            occluded = x.clone()
+            occluded[:, i] = 0.25
+            torch.testing.assert_close(maps[:, i], model(x)[:, 1] - model(occluded)[:, 1])
+
+
+@pytest.mark.parametrize(
+    ("window", "stride"),
+    [((1, 1, 1), (1, 1, 1)), ((1, 3, 3), (1, 1, 1)), ((2, 2, 3), (1, 2, 2)), ((1, 4, 4), (1, 3, 3))],
+)
+def test_occlusion_patch_matches_a_loop_over_windows(make_cnn, make_inputs, window, stride):
+    model, x = make_cnn(nn.ReLU), make_inputs(2, 2, 6, 6)
+    maps = taylorlens.attribute(model, x, 2, "occlusion", window=window, stride=stride, value=-0.5)
+    torch.testing.assert_close(maps, slow_occlusion(model, x, 2, window, stride, -0.5))
+
+
+def test_occlusion_int_window_spans_one_channel_of_images(make_cnn, make_inputs):
+    model, x = make_cnn(nn.Tanh), make_inputs(2, 2, 6, 6)
+    maps = taylorlens.attribute(model, x, 0, "occlusion", window=3, stride=3)
+    torch.testing.assert_close(maps, slow_occlusion(model, x, 0, (1, 3, 3), (1, 3, 3), 0.0))
+
+
+def test_occlusion_value_tensor_is_the_per_feature_fill(make_mlp, make_inputs):
+    model, x, fill = make_mlp(nn.Softplus), make_inputs(2, 5), make_inputs(5, seed=9)
+    maps = taylorlens.attribute(model, x, 0, "occlusion", value=fill)
+    with torch.no_grad():
+        for i in range(5):
+            occluded = x.clone()
+            occluded[:, i] = fill[i]
+            torch.testing.assert_close(maps[:, i], model(x)[:, 0] - model(occluded)[:, 0])
+
+
+@pytest.mark.parametrize("window", [0, 6, (1, 2), "big", (1, 1, 7)])
+def test_occlusion_rejects_windows_that_do_not_fit(make_mlp, make_inputs, window):
+    x = make_inputs(2, 1, 3, 5)
+    with pytest.raises(AttributionInputError, match="window"):
+        taylorlens.attribute(make_mlp(nn.Tanh, sizes=(15, 3)).eval(), x, 0, "occlusion", window=window)
