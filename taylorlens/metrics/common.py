@@ -1,0 +1,35 @@
+"""Argument checks shared by the metrics: attributions matching the inputs, a value range."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from taylorlens.engine.checks import AttributionInputError, check_finite
+
+
+def check_attributions(attributions: Any, inputs: Tensor) -> Tensor:
+    """Attributions of the inputs' shape, in the inputs' dtype and device."""
+    if not isinstance(attributions, Tensor) or tuple(attributions.shape) != tuple(inputs.shape):
+        got = tuple(attributions.shape) if isinstance(attributions, Tensor) else type(attributions).__name__
+        raise AttributionInputError(
+            f"attributions must be a tensor of the inputs' shape {tuple(inputs.shape)}, got {got}"
+        )
+    attributions = attributions.detach().to(dtype=inputs.dtype, device=inputs.device)
+    check_finite(attributions, "attributions")
+    return attributions
+
+
+def value_range(valid_range: Any, inputs: Tensor) -> tuple[Tensor, Tensor]:
+    """``(low, high)`` broadcastable to one sample; ``None`` means the batch's min and max."""
+    if valid_range is None:
+        return inputs.min(), inputs.max()
+    try:
+        low, high = (torch.as_tensor(v, dtype=inputs.dtype, device=inputs.device) for v in valid_range)
+    except (TypeError, ValueError):
+        raise AttributionInputError(f"valid_range must be (low, high), got {valid_range!r}") from None
+    if not bool((low < high).all()):
+        raise AttributionInputError(f"valid_range needs low < high, got {valid_range!r}")
+    return low, high

@@ -1,0 +1,132 @@
+"""Sensitivity-n (Ancona et al., ICLR 2018, Sec. 4 and 4.1).
+
+A method satisfies Sensitivity-n when, for every subset ``S`` of ``n`` features,
+``sum_{i in S} R_i(x) = f(x) - f(x[x_S = baseline])``. Sec. 4.1 measures how well it holds: for each ``n``,
+draw ``n_subsets`` (the paper: 100) subsets uniformly at random and take the Pearson correlation between
+the two sides over those subsets, per input, for ``n`` from 1 to about 80% of the features.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from taylorlens.engine import Points, Request, broadcast_baseline
+from taylorlens.engine.checks import AttributionInputError, check_positive_int
+from taylorlens.metrics import features
+from taylorlens.metrics.common import check_attributions
+
+
+@dataclass(frozen=True)
+class SensitivityN:
+    """``correlation`` (B, K): Pearson correlation per input and per ``n`` (K values in ``n``).
+
+    ``attribution_sums`` and ``output_drops`` (B, K, S) are the two sides for every subset. A correlation
+    is NaN when one side is constant over the subsets (e.g. all-zero attributions).
+    """
+
+    n: Tensor
+    correlation: Tensor
+    attribution_sums: Tensor
+    output_drops: Tensor
+
+    @property
+    def curve(self) -> Tensor:
+        """The correlation per ``n`` averaged over inputs (the paper's Fig. 4), ignoring NaNs."""
+        return self.correlation.nanmean(0)
+
+
+def default_n_grid(features: int, points: int = 20, largest: float = 0.8) -> Tensor:
+    """Log-spaced distinct subset sizes from 1 to ``largest`` of the features (Sec. 4.1: "from one to about
+    80% of the total number of features")."""
+    top = max(1, math.floor(largest * features))
+    grid = torch.logspace(0, math.log10(top), points, dtype=torch.float64).round().long()
+    return torch.unique(grid)
+
+
+def sensitivity_n(
+    model: Any,
+    inputs: Tensor,
+    attributions: Tensor,
+    target: Any = None,
+    *,
+    n: Any = None,
+    n_subsets: int = 100,
+    baseline: Any = 0.0,
+    feature_groups: Any = None,
+    seed: int | None = None,
+    batch_size: int | None = None,
+) -> SensitivityN:
+    """Sensitivity-n correlations (Ancona et al. 2018, Sec. 4.1).
+
+    For every ``n`` in ``n`` (default :func:`default_n_grid`: log-spaced from 1 to 80% of the features) and
+    every input, ``n_subsets`` random subsets of ``n`` features (or feature groups; see
+    :func:`taylorlens.metrics.features.feature_groups`, e.g. ``"pixel"`` or ``"token"``) are removed by
+    setting them to ``baseline``; returns the per-input Pearson correlation between
+    ``sum_{i in S} R_i`` (group attributions are the sums over their features) and
+    ``f(x) - f(x[x_S = baseline])``.
+
+    Subset ``s`` of size ``n`` is the first ``n`` features of a random permutation ``pi_s`` of the input's
+    features, one permutation per subset index serving every ``n``: each subset is uniform among the
+    ``n``-subsets, and the estimates for different ``n`` share their randomness. All ``K x S`` removals of
+    all inputs go through the model in chunked forward passes.
+    """
+    request = Request.build(model, inputs, target, batch_size)
+    x = request.inputs
+    a = check_attributions(attributions, x)
+    groups = features.feature_groups(feature_groups, x)
+    sizes = default_n_grid(groups.count) if n is None else _check_sizes(n, groups.count)
+    subsets = check_positive_int("n_subsets", n_subsets, minimum=2)
+    fill = broadcast_baseline(baseline, x)
+    k_count = sizes.shape[0]
+    sizes = sizes.to(x.device)
+
+    def ranks(generator: torch.Generator) -> Tensor:
+        keys = torch.rand(subsets, groups.count, generator=generator, device=x.device)
+        return keys.argsort(-1).argsort(-1)  # rank of every group in permutation s
+
+    draws = features.PerSampleDraws(request.generator(seed), x.shape[0], ranks)
+    group_attr = groups.sums(a)
+    sums = torch.stack([_subset_sums(group_attr[b], draws(b), sizes) for b in range(x.shape[0])])
+
+    def build(sample: Tensor, variant: Tensor) -> Tensor:
+        rank = draws.rows(sample, variant % subsets)
+        removed = groups.expand(rank < sizes[variant // subsets, None], tuple(x.shape[1:]))
+        return torch.where(removed, fill[sample], x[sample])
+
+    with request.model_frozen():
+        f_x = request.outputs()
+        removed_outputs = request.forward(Points(x, k_count * subsets, build))
+    drops = (f_x[:, None] - removed_outputs).view(x.shape[0], k_count, subsets)
+    return SensitivityN(sizes, pearson(sums, drops), sums, drops)
+
+
+def _subset_sums(group_attr: Tensor, ranks: Tensor, sizes: Tensor) -> Tensor:
+    """``(K, S)`` sums of the attributions of the first ``n_k`` groups of each permutation."""
+    order = ranks.argsort(-1)
+    cumulative = group_attr[order].cumsum(-1)  # (S, G)
+    return cumulative[:, sizes - 1].T
+
+
+def _check_sizes(n: Any, features: int) -> Tensor:
+    sizes = torch.as_tensor([n] if isinstance(n, int) else list(n), dtype=torch.long)
+    if sizes.dim() != 1 or sizes.numel() == 0 or bool(((sizes < 1) | (sizes > features)).any()):
+        raise AttributionInputError(f"n must be an int or a sequence of ints between 1 and {features}, got {n!r}")
+    return sizes
+
+
+def pearson(a: Tensor, b: Tensor) -> Tensor:
+    """Pearson correlation along the last dimension (NaN where either side is constant)."""
+
+    def centred(values: Tensor) -> tuple[Tensor, Tensor]:
+        spread = values.amax(-1) - values.amin(-1)
+        flat = spread <= 8 * torch.finfo(values.dtype).eps * values.abs().amax(-1)
+        return values - values.mean(-1, keepdim=True), flat
+
+    (a, flat_a), (b, flat_b) = centred(a), centred(b)
+    denominator = (a.square().sum(-1) * b.square().sum(-1)).sqrt().clamp(min=torch.finfo(a.dtype).tiny)
+    return torch.where(flat_a | flat_b, torch.nan, (a * b).sum(-1) / denominator)
