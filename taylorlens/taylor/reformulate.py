@@ -1,0 +1,216 @@
+"""Second-order Taylor reformulations of attribution methods (Deng et al., AAAI 2021, Sec. "Unified
+Reformulations", Theorems 1-5 and the Expected Gradients corollary; proofs in Appendix A).
+
+Every reformulation is expanded at the input ``x`` with ``Delta = x~ - x`` and returned with the methods'
+sign (it explains ``f(x) - f(x~)``, so it is minus the assigned Taylor terms) and shape ``(B, ...)``:
+
+* Gradient*Input (Theorem 1): ``-T^alpha_i`` at ``x~ = 0``, i.e. ``x_i f_xi``;
+* Occlusion-1 (Theorem 2): ``-(T^alpha_i + T^beta_d_i)`` at ``x~ = x|_{x_i = value}``;
+* Occlusion-patch (Theorem 3): for the patch ``p`` (window) containing ``x_i``,
+  ``-(sum_{j in p} T^alpha_j + 1/2 Delta_p^T H_x Delta_p)``, i.e. the first-order, independent and all
+  interactive terms inside the patch (the text's second-order formula drops the 1/2 on the double sum over
+  ``i != j``; the one here is the second-order expansion itself). Overlapping windows are averaged exactly
+  like :class:`~taylorlens.methods.Occlusion` does;
+* DeepLIFT Rescale (Theorem 4): at a nonlinearity ``sigma``, the Rescale multiplier
+  ``(sigma(y) - sigma(y~)) / (y - y~)`` becomes its second-order Taylor counterpart
+  ``sigma'(y) - 1/2 sigma''(y) (y - y~)`` (the output change of the unit replaced by ``T^alpha + T^beta``,
+  shared among its inputs in proportion to ``z_ji - z~_ji`` as in the theorem). ``layer=k`` reformulates
+  only the k-th nonlinearity called in the forward pass (the paper computes the change layer by layer and
+  averages, see :func:`deeplift_layers`); ``layer=None`` reformulates every one;
+* Integrated Gradients (Theorem 5): ``-(T^alpha_i + T^beta_d_i + 1/2 sum_{j != i} T^beta_t_{i,j})``;
+* Expected Gradients (corollary): the mean of Theorem 5 over the sampled baselines.
+
+``percentage_change`` is the paper's validation metric (Sec. "Empirical Validations of Reformulations").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from taylorlens.engine import Points, Request, RescaleRule, broadcast_baseline, inputs_points
+from taylorlens.engine.checks import AttributionInputError, check_finite, check_nonnegative, check_positive_int
+from taylorlens.engine.hessian import hvp_chunks
+from taylorlens.engine.modified_gradients import with_multiplier
+from taylorlens.methods.occlusion import outer_masks, spread, window_masks, window_shape
+from taylorlens.taylor.terms import taylor_attribution
+
+#: Reformulated methods and the options each accepts (with their defaults, the methods' own).
+REFORMULATED = {
+    "gradient_x_input": {},
+    "occlusion": {"window": 1, "stride": 1, "value": 0.0},
+    "deeplift": {"baseline": 0.0, "layer": None},
+    "integrated_gradients": {"baseline": 0.0},
+    "expected_gradients": {"references": None, "sigma": None, "n_samples": 50, "seed": None},
+}
+
+
+def reformulate(
+    method: str, model: Callable, inputs: Tensor, target: Any = None, batch_size: int | None = None, **options: Any
+) -> Tensor:
+    """The second-order Taylor reformulation of ``method`` for a batch ``inputs`` (B, ...) and ``target``.
+
+    ``method``: one of :data:`REFORMULATED`, with the same options (and defaults) as the method itself, so
+    ``percentage_change(attribute(model, x, t, method, **o), reformulate(method, model, x, t, **o))`` is the
+    paper's validation. ``deeplift`` also takes ``layer`` (see the module docstring).
+    """
+    if method not in REFORMULATED:
+        raise AttributionInputError(
+            f"no Taylor reformulation for method {method!r}; available: {', '.join(REFORMULATED)}"
+        )
+    unknown = sorted(set(options) - set(REFORMULATED[method]))
+    if unknown:
+        raise AttributionInputError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for reformulating {method!r}; "
+            f"accepted: {', '.join(REFORMULATED[method]) or 'none'}"
+        )
+    chosen = {**REFORMULATED[method], **options}
+    request = Request.build(model, inputs, target, batch_size)
+    with request.model_frozen():
+        if method == "gradient_x_input":
+            result = taylor_attribution(request, 1, 0.0)
+        elif method == "integrated_gradients":
+            result = taylor_attribution(request, 2, chosen["baseline"])
+        elif method == "occlusion":
+            result = _occlusion(request, **chosen)
+        elif method == "deeplift":
+            result = _deeplift(request, **chosen)
+        else:
+            result = _expected_gradients(request, **chosen)
+    return result.to(dtype=inputs.dtype, device=inputs.device)
+
+
+def deeplift_layers(model: Callable, inputs: Tensor, target: Any = None, baseline: Any = 0.0) -> int:
+    """How many elementwise nonlinearities DeepLIFT meets in one forward pass (the layers of Theorem 4)."""
+    request = Request.build(model, inputs[:1], None if target is None else _first(target))
+    with request.model_frozen():
+        rule = _TaylorRescaleRule(layers=None, layer=None)
+        x = request.inputs
+        request.gradients(inputs_points(x, broadcast_baseline(baseline, x)), rule)
+    return rule.calls
+
+
+def percentage_changes(original: Tensor, reformulated: Tensor) -> Tensor:
+    """Per sample ``||a_o - a_r||_2 / ||a_o||_2 * 100`` (0 where both are zero), ``(B,)``."""
+    if original.shape != reformulated.shape:
+        raise AttributionInputError(
+            f"original {tuple(original.shape)} and reformulated {tuple(reformulated.shape)} must have one shape"
+        )
+    difference = (original - reformulated).flatten(1).norm(dim=1)
+    size = original.flatten(1).norm(dim=1)
+    ratio = difference / torch.where(size == 0, torch.ones_like(size), size)
+    return 100 * torch.where(size == 0, torch.where(difference == 0, 0.0, float("inf")).to(ratio), ratio)
+
+
+def percentage_change(original: Tensor, reformulated: Tensor) -> float:
+    """The paper's average percentage change ``d = (1/N) sum_i ||a_o(i) - a_r(i)|| / ||a_o(i)|| * 100%``."""
+    return float(percentage_changes(original, reformulated).mean())
+
+
+def _occlusion(request: Request, window: Any, stride: Any, value: Any) -> Tensor:
+    """Theorems 2-3: ``-(f_x . Delta_w + 1/2 Delta_w^T H_x Delta_w)`` per window, spread like Occlusion."""
+    x = request.inputs
+    shape = tuple(x.shape[1:])
+    windows, strides = window_shape("window", window, shape, 1), window_shape("stride", stride, shape, 1)
+    delta = broadcast_baseline(value, x, "value") - x
+    masks = [window_masks(n, w, s, x.dtype, x.device) for n, w, s in zip(shape, windows, strides, strict=True)]
+    count = 1
+    for mask in masks:
+        count *= mask.shape[0]
+
+    def directions(sample: Tensor, variant: Tensor) -> Tensor:
+        return delta[sample] * outer_masks(masks, variant)
+
+    drops = x.new_zeros(x.shape[0], count)
+    for chunk in hvp_chunks(request, Points(x, count, lambda s, v: x[s]), directions):
+        change = (chunk.directions * (chunk.grads + 0.5 * chunk.hvps)).flatten(1).sum(1)
+        drops[chunk.sample, chunk.variant] = -change
+    coverage = spread(torch.ones_like(drops[:1]), masks)
+    return spread(drops, masks) / coverage.clamp(min=1)
+
+
+def _deeplift(request: Request, baseline: Any, layer: int | None) -> Tensor:
+    """Theorem 4: DeepLIFT with the Taylor multiplier at nonlinearity ``layer`` (every one if None)."""
+    x = request.inputs
+    reference = broadcast_baseline(baseline, x)
+    layers = deeplift_layers(request.model, x, request.targets, baseline)
+    if layer is not None:
+        layer = check_positive_int("layer", layer, minimum=0)
+        if layer >= layers:
+            raise AttributionInputError(f"layer must be below the model's {layers} nonlinearities, got {layer}")
+    rule = _TaylorRescaleRule(layers, layer) if layers else RescaleRule()
+    grads, _ = request.gradients(inputs_points(x, reference), rule)
+    return (x - reference) * grads[:, 0]
+
+
+def _expected_gradients(
+    request: Request, references: Tensor | None, sigma: float | None, n_samples: int, seed: int | None
+) -> Tensor:
+    """Corollary: the mean over the baselines of Theorem 5, ``-Delta (f_x + 1/2 H_x Delta)``.
+
+    Baselines are drawn as :class:`~taylorlens.methods.ExpectedGradients` draws them (same seed, same
+    baselines); the method's random ``alpha`` has no counterpart (it is integrated exactly here).
+    """
+    x = request.inputs
+    n_samples = check_positive_int("n_samples", n_samples)
+    generator = request.generator(seed)
+    shape = (x.shape[0], n_samples)
+    if references is not None:
+        if not isinstance(references, Tensor) or references.shape[1:] != x.shape[1:]:
+            raise AttributionInputError(f"references must be a tensor of samples (R, {tuple(x.shape[1:])})")
+        refs = references.to(dtype=x.dtype, device=x.device)
+        check_finite(refs, "references")
+        starts = refs[torch.randint(refs.shape[0], shape, generator=generator, device=x.device)]
+    elif sigma is not None:
+        noise = torch.randn((*shape, *x.shape[1:]), generator=generator, dtype=x.dtype, device=x.device)
+        starts = x[:, None] + check_nonnegative("sigma", sigma) * noise
+    else:
+        raise AttributionInputError("expected_gradients needs references (a tensor of samples) or sigma")
+    deltas = starts - x[:, None]
+    total = torch.zeros_like(x)
+    job = Points(x, n_samples, lambda s, v: x[s])
+    for chunk in hvp_chunks(request, job, lambda s, v: deltas[s, v]):
+        total.index_add_(0, chunk.sample, -chunk.directions * (chunk.grads + 0.5 * chunk.hvps) / n_samples)
+    return total
+
+
+class _TaylorRescaleRule(RescaleRule):
+    """Rescale everywhere except at the reformulated nonlinearities, which get the Taylor multiplier.
+
+    The k-th elementwise nonlinearity called in a forward pass is layer ``k`` (counted modulo ``layers``:
+    every forward pass of the job calls the same sequence). ``layers=None`` only counts the calls.
+    """
+
+    name = "taylor_rescale"
+
+    def __init__(self, layers: int | None, layer: int | None) -> None:
+        self.layers, self.layer, self.calls = layers, layer, 0
+
+    def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
+        index, self.calls = self.calls, self.calls + 1
+        if self.layers is None or (self.layer is not None and index % self.layers != self.layer):
+            return super().replace(f, z, out, n)
+        z_x, z_ref = z[:n].detach(), z[n:].detach()
+        slope, curvature = _first_two_derivatives(f, z_x)
+        multiplier = slope - 0.5 * curvature * (z_x - z_ref)
+        return with_multiplier(z, out, torch.cat([multiplier, multiplier]))
+
+
+def _first_two_derivatives(f: Callable[[Tensor], Tensor], z: Tensor) -> tuple[Tensor, Tensor]:
+    """``sigma'(z)`` and ``sigma''(z)`` of an elementwise nonlinearity."""
+    with torch.enable_grad():
+        point = z.detach().requires_grad_(True)
+        (slope,) = torch.autograd.grad(f(point).sum(), point, create_graph=True)
+        if not slope.requires_grad:  # piecewise linear: sigma'' = 0 almost everywhere
+            return slope.detach(), torch.zeros_like(z)
+        (curvature,) = torch.autograd.grad(slope.sum(), point, allow_unused=True)
+    return slope.detach(), torch.zeros_like(z) if curvature is None else curvature
+
+
+def _first(target: Any) -> Any:
+    if isinstance(target, int) or target is None:
+        return target
+    return torch.as_tensor(target).reshape(-1)[:1]
