@@ -19,6 +19,7 @@ from torch import Tensor
 
 from taylorlens.engine.chunking import chunk_size
 from taylorlens.engine.modified_gradients import Rule, modified_gradients
+from taylorlens.engine.pass_clock import CLOCK
 from taylorlens.engine.targets import select_outputs
 
 #: ``build(sample_index, variant_index)`` -> the points of those (sample, variant) pairs, ``(n, ...)``.
@@ -81,7 +82,7 @@ def _run_chunks(
     size = chunk_size(model, points.inputs[0], points.total, kind, first_point_repeated, batch_size)
     for start in range(0, points.total, size):
         flat = torch.arange(start, min(start + size, points.total), device=device)
-        yield evaluate(flat // points.variants, flat % points.variants)
+        yield CLOCK.timed(evaluate, flat // points.variants, flat % points.variants)
 
 
 def forward(
