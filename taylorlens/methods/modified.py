@@ -36,6 +36,8 @@ class DeepLift(Method):
     """
 
     name = "deeplift"
+    # Deng et al. 2021, Table 2: high-order terms kept (Theorem 4), shared by weight not by feature.
+    principles = {"low_approximation_error": "full", "correct_assignment": "no", "unbiased_baseline": "no"}
     options = {"baseline": 0.0}
 
     def compute(self, request: Request, baseline: Any) -> Tensor:
@@ -54,6 +56,8 @@ class EpsilonLRP(Method):
     """
 
     name = "epsilon_lrp"
+    # Deng et al. 2021, Table 2 (with DeepLIFT): first principle only.
+    principles = {"low_approximation_error": "full", "correct_assignment": "no", "unbiased_baseline": "no"}
     options = {"epsilon": 1e-9}
 
     def compute(self, request: Request, epsilon: float) -> Tensor:
@@ -71,6 +75,8 @@ class GuidedBackprop(Method):
     """
 
     name = "guided_backprop"
+    # Not reformulable in the Taylor framework (Deng et al. 2021): it recovers the input.
+    principles = {"low_approximation_error": "no", "correct_assignment": "no", "unbiased_baseline": "no"}
 
     def compute(self, request: Request) -> Tensor:
         grads, _ = request.gradients(inputs_points(request.inputs), GuidedReLURule())
@@ -82,6 +88,8 @@ class Deconvnet(Method):
     """Deconvnet (Zeiler & Fergus 2014): ReLUs pass positive gradients whatever their input. ReLU nets only."""
 
     name = "deconvnet"
+    # Not reformulable in the Taylor framework (Deng et al. 2021): it recovers the input.
+    principles = {"low_approximation_error": "no", "correct_assignment": "no", "unbiased_baseline": "no"}
 
     def compute(self, request: Request) -> Tensor:
         grads, _ = request.gradients(inputs_points(request.inputs), DeconvReLURule())

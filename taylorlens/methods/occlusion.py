@@ -77,6 +77,8 @@ class Occlusion(Method):
     """
 
     name = "occlusion"
+    # Deng et al. 2021, Table 2: independent (Occ-1) or in-patch terms only (Theorems 2-3): partial 2nd.
+    principles = {"low_approximation_error": "no", "correct_assignment": "partial", "unbiased_baseline": "no"}
     options = {"window": 1, "stride": 1, "value": 0.0}
 
     def compute(self, request: Request, window: Any, stride: Any, value: Any) -> Tensor:

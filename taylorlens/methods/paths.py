@@ -89,6 +89,8 @@ class IntegratedGradients(Method):
     """
 
     name = "integrated_gradients"
+    # Deng et al. 2021, Table 2: all orders, interactive terms split correctly (Theorem 5); fixed baseline.
+    principles = {"low_approximation_error": "full", "correct_assignment": "full", "unbiased_baseline": "no"}
     options = {
         "baseline": 0.0, "steps": 50, "rule": "riemann_right", "n_baselines": 1,
         "low": 0.0, "high": 1.0, "seed": None,
@@ -112,6 +114,8 @@ class ExpectedGradients(Method):
     """
 
     name = "expected_gradients"
+    # Deng et al. 2021, Table 2 and corollary: Theorem 5 averaged over baselines: all three principles.
+    principles = {"low_approximation_error": "full", "correct_assignment": "full", "unbiased_baseline": "full"}
     options = {"references": None, "sigma": None, "n_samples": 50, "seed": None}
 
     def compute(self, request: Request, references: Tensor | None, sigma: float | None,
@@ -158,6 +162,8 @@ class InteriorGradients(Method):
     """
 
     name = "interior_gradients"
+    # Gradients at scaled inputs, not an attribution of f(x) - f(x~): no principle (Deng et al. 2021).
+    principles = {"low_approximation_error": "no", "correct_assignment": "no", "unbiased_baseline": "no"}
     options = {"alphas": None, "baseline": 0.0}
 
     def compute(self, request: Request, alphas: Any, baseline: Any) -> Tensor:

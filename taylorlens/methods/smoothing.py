@@ -41,6 +41,8 @@ class SmoothGrad(Method):
     """
 
     name = "smoothgrad"
+    # Default inner GI: first-order only; noise averages the baseline bias only partly (Deng et al. 2021).
+    principles = {"low_approximation_error": "no", "correct_assignment": "no", "unbiased_baseline": "partial"}
     options = {"inner": "gradient_x_input", "sigma": 0.15, "n_samples": 50, "seed": None}
 
     def resolve(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -72,6 +74,8 @@ class SmoothTaylor(Method):
     """
 
     name = "smooth_taylor"
+    # First-order Taylor terms at Gaussian roots around x: unbiased baselines only (Deng et al. 2021).
+    principles = {"low_approximation_error": "no", "correct_assignment": "no", "unbiased_baseline": "full"}
     options = {"sigma": 0.5, "n_roots": 150, "seed": None}
 
     def compute(self, request: Request, sigma: float, n_roots: int, seed: int | None) -> Tensor:
