@@ -22,10 +22,15 @@ from taylorlens.methods.base import Method
 from taylorlens.methods.registry import method_class, register
 
 
-def gaussian_noise(request: Request, count: int, sigma: float, seed: int | None) -> Tensor:
-    """``count`` noise draws ``N(0, sigma^2)`` per sample, ``(B, count, ...)``, reproducible by ``seed``."""
+def gaussian_noise(
+    request: Request, count: int, sigma: float, seed: int | None, count_name: str = "n_samples"
+) -> Tensor:
+    """``count`` noise draws ``N(0, sigma^2)`` per sample, ``(B, count, ...)``, reproducible by ``seed``.
+
+    ``count_name`` is the option that gave ``count``, named in the error when it is not a positive int.
+    """
     x = request.inputs
-    count = check_positive_int("n_samples", count)
+    count = check_positive_int(count_name, count)
     sigma = check_nonnegative("sigma", sigma)
     shape = (x.shape[0], count, *x.shape[1:])
     return sigma * torch.randn(shape, generator=request.generator(seed), dtype=x.dtype, device=x.device)
@@ -79,7 +84,7 @@ class SmoothTaylor(Method):
     options = {"sigma": 0.5, "n_roots": 150, "seed": None}
 
     def compute(self, request: Request, sigma: float, n_roots: int, seed: int | None) -> Tensor:
-        return smooth_taylor(request, gaussian_noise(request, n_roots, sigma, seed))
+        return smooth_taylor(request, gaussian_noise(request, n_roots, sigma, seed, count_name="n_roots"))
 
 
 def smooth_taylor(request: Request, noise: Tensor) -> Tensor:
