@@ -85,11 +85,12 @@ def reformulate(
 
 def deeplift_layers(model: Callable, inputs: Tensor, target: Any = None, baseline: Any = 0.0) -> int:
     """How many elementwise nonlinearities DeepLIFT meets in one forward pass (the layers of Theorem 4)."""
-    request = Request.build(model, inputs[:1], None if target is None else _first(target))
-    with request.model_frozen():
-        rule = _TaylorRescaleRule(layers=None, layer=None)
-        x = request.inputs
-        request.gradients(inputs_points(x, broadcast_baseline(baseline, x)), rule)
+    full = Request.build(model, inputs, target)
+    first = Request(model, full.inputs[:1], None if full.targets is None else full.targets[:1])
+    reference = broadcast_baseline(baseline, full.inputs)[:1]
+    rule = _TaylorRescaleRule(layers=None, layer=None)
+    with first.model_frozen():
+        first.gradients(inputs_points(first.inputs, reference), rule)
     return rule.calls
 
 
@@ -209,8 +210,3 @@ def _first_two_derivatives(f: Callable[[Tensor], Tensor], z: Tensor) -> tuple[Te
         (curvature,) = torch.autograd.grad(slope.sum(), point, allow_unused=True)
     return slope.detach(), torch.zeros_like(z) if curvature is None else curvature
 
-
-def _first(target: Any) -> Any:
-    if isinstance(target, int) or target is None:
-        return target
-    return torch.as_tensor(target).reshape(-1)[:1]
