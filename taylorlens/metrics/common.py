@@ -33,3 +33,21 @@ def value_range(valid_range: Any, inputs: Tensor) -> tuple[Tensor, Tensor]:
     if not bool((low < high).all()):
         raise AttributionInputError(f"valid_range needs low < high, got {valid_range!r}")
     return low, high
+
+
+def as_images(values: Tensor) -> Tensor:
+    """A ``(B, C, H, W)`` view of samples ``(..., H, W)`` (at least two dimensions)."""
+    if values.dim() < 3:
+        raise AttributionInputError(
+            f"region perturbation needs image samples (C, H, W) or (H, W), got shape {tuple(values.shape[1:])}"
+        )
+    return values.reshape(values.shape[0], -1, *values.shape[-2:])
+
+
+def only_attributions(model: Any, inputs: Any, attributions: Tensor | None) -> Tensor:
+    """The attributions, also when they are passed as the only positional argument."""
+    if attributions is not None:
+        return attributions
+    if isinstance(model, Tensor) and inputs is None:
+        return model
+    raise AttributionInputError("pass the attributions: metric(model, inputs, attributions, target) or metric(maps)")

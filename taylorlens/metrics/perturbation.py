@@ -24,7 +24,7 @@ from taylorlens.engine import Points, Request, broadcast_baseline
 from taylorlens.engine.checks import AttributionInputError, check_choice, check_positive_int
 from taylorlens.metrics import features
 from taylorlens.metrics.areas import aopc, aopc_curve, simpson
-from taylorlens.metrics.common import check_attributions, value_range
+from taylorlens.metrics.common import as_images, check_attributions, value_range
 
 ORDERS = ("most_relevant_first", "least_relevant_first")
 #: Settings that reproduce the papers' curves (``perturbation_curve(..., preset=name)``).
@@ -151,13 +151,13 @@ def aupc(
     k = check_positive_int("k", k)
     L = check_positive_int("L", L)
     P = check_positive_int("P", P)
-    images = _as_images(x)
+    images = as_images(x)
     batch, channels, height, width = images.shape
     if k > min(height, width):
         raise AttributionInputError(f"k={k} is larger than the images ({height} x {width})")
     low, high = value_range(valid_range, x)
-    low, high = (_as_images(torch.broadcast_to(v, x.shape))[..., :k, :k] for v in (low, high))
-    corners = top_regions(_as_images(a).abs().mean(1), k, L, largest=True)
+    low, high = (as_images(torch.broadcast_to(v, x.shape))[..., :k, :k] for v in (low, high))
+    corners = top_regions(as_images(a).abs().mean(1), k, L, largest=True)
     generator = request.generator(seed)
     offsets = torch.arange(k, device=x.device)
     rows = torch.arange(batch, device=x.device)
@@ -214,15 +214,6 @@ def _noisy_region(
     return points
 
 
-def _as_images(values: Tensor) -> Tensor:
-    """A ``(B, C, H, W)`` view of samples ``(..., H, W)`` (at least two dimensions)."""
-    if values.dim() < 3:
-        raise AttributionInputError(
-            f"region perturbation needs image samples (C, H, W) or (H, W), got shape {tuple(values.shape[1:])}"
-        )
-    return values.reshape(values.shape[0], -1, *values.shape[-2:])
-
-
 def _patch(images: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
     """The ``(n, C, k, k)`` patches at rows ``ys`` (n, k) and columns ``xs`` (n, k)."""
     n = torch.arange(images.shape[0], device=images.device).view(-1, 1, 1)
@@ -245,7 +236,7 @@ def _feature_positions(attributions: Tensor, groups: Any, order: str) -> tuple[T
 
 def _region_positions(attributions: Tensor, size: int, order: str) -> tuple[Tensor, int]:
     """Removal position of every feature's region ``(B, ...)`` (huge where no region covers it)."""
-    images = _as_images(attributions)
+    images = as_images(attributions)
     batch, _, height, width = images.shape
     if size > min(height, width):
         raise AttributionInputError(f"region={size} is larger than the images ({height} x {width})")

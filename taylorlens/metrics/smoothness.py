@@ -24,6 +24,7 @@ from torch import Tensor
 
 from taylorlens.engine.checks import AttributionInputError, check_inputs
 from taylorlens.metrics.areas import simpson
+from taylorlens.metrics.common import only_attributions
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def average_total_variation(
     clip_percentile: float = 99.0,
 ) -> Tensor:
     """ATV (Goh et al. 2020, Eq. 13) of each attribution map's saliency map, ``(B,)``; lower is smoother."""
-    return total_variation(saliency_map(_attributions(model, inputs, attributions), clip_percentile))
+    return total_variation(saliency_map(only_attributions(model, inputs, attributions), clip_percentile))
 
 
 def autvc(
@@ -107,19 +108,10 @@ def autvc(
     clip_percentile: float = 99.0,
 ) -> MultiScaleTV:
     """Multi-scale ATV curve and its area, AUTVC (Goh et al. 2020, Sec. IV-C-2; Simpson's rule)."""
-    maps = saliency_map(_attributions(model, inputs, attributions), clip_percentile)
+    maps = saliency_map(only_attributions(model, inputs, attributions), clip_percentile)
     levels = gaussian_pyramid(maps, downscale, min_size)
     curve = torch.stack([total_variation(level) for level in levels], 1)
     return MultiScaleTV(curve, simpson(curve), [tuple(level.shape[-2:]) for level in levels])
-
-
-def _attributions(model: Any, inputs: Any, attributions: Tensor | None) -> Tensor:
-    """The attributions, also when they are passed as the only positional argument."""
-    if attributions is not None:
-        return attributions
-    if isinstance(model, Tensor) and inputs is None:
-        return model
-    raise AttributionInputError("pass the attributions: metric(model, inputs, attributions, target) or metric(maps)")
 
 
 def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
