@@ -5,6 +5,8 @@ metrics that evaluate attributions.
 >>> maps = taylorlens.attribute(model, x, target=3, method="integrated_gradients", steps=50)
 """
 
+from taylorlens import axioms as axioms  # taylorlens.axioms.check
+from taylorlens import metrics as metrics  # taylorlens.metrics.*
 from taylorlens import taylor as taylor  # registers the "taylor" method
 from taylorlens.engine import AttributionInputError, UnsupportedModelError
 from taylorlens.methods import (
