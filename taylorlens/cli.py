@@ -1,4 +1,5 @@
-"""The `taylorlens` command line: `taylorlens explain ...` (more subcommands come with bench and report)."""
+"""The `taylorlens` command line: `explain` (maps of a model on a few inputs), `bench` (a benchmark config into a
+resumable results store) and `report` (the store as one HTML page)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,15 @@ def _explain(args: argparse.Namespace) -> None:
             normalisation=args.normalisation)
 
 
+def _bench(args: argparse.Namespace) -> None:
+    from taylorlens.bench import config, runner
+
+    chosen = config.load(args.config)
+    if args.scale != 1.0:
+        chosen = chosen.scaled(args.scale)
+    runner.run(chosen, args.out, engine=args.engine, show_progress=not args.no_progress)
+
+
 def parser() -> argparse.ArgumentParser:
     from taylorlens.explain import DEFAULT_INPUTS, DEFAULT_MODEL
 
@@ -31,18 +41,28 @@ def parser() -> argparse.ArgumentParser:
     explain.add_argument("--device", default="cpu", help="cpu or cuda")
     explain.add_argument("--normalisation", choices=("signed", "absolute"), default="signed")
     explain.set_defaults(run=_explain)
+    bench = commands.add_parser("bench", help="run a benchmark config into a resumable results store")
+    bench.add_argument("config", help="a TOML config, e.g. benchmarks/papers/ancona_fig4.toml")
+    bench.add_argument("--out", required=True, help="results directory (the store is DIR/results.sqlite)")
+    bench.add_argument("--scale", type=float, default=1.0, help="multiply the number of samples")
+    bench.add_argument("--engine", default="local", help="execution engine: local")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bars")
+    bench.set_defaults(run=_bench)
     return main
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit with status 2."""
+    from taylorlens.bench.config import ConfigError
+    from taylorlens.bench.store import StoreError
     from taylorlens.explain import ExplainError
     from taylorlens.zoo import MissingDataError
 
     args = parser().parse_args(argv)
     try:
         args.run(args)
-    except (ExplainError, AttributionInputError, MissingDataError, FileNotFoundError) as error:
+    except (ExplainError, AttributionInputError, MissingDataError, FileNotFoundError, ConfigError,
+            StoreError) as error:
         print(f"taylorlens {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

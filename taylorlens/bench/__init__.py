@@ -1,0 +1,1 @@
+"""Benchmarks: configs, the runner, the results store and the execution engines."""
