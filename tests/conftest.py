@@ -33,14 +33,16 @@ class CNN(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
         self.act1 = activation()
-        self.pool = {None: nn.Identity(), "max": nn.MaxPool2d(2), "avg": nn.AvgPool2d(2)}[pool]
+        # No nn.Identity without pooling: Captum's LRP has no rule for it.
+        self.pool = {None: None, "max": nn.MaxPool2d(2), "avg": nn.AvgPool2d(2)}[pool]
         self.conv2 = nn.Conv2d(4, 3, 3, padding=1)
         self.act2 = activation()
         side = 3 if pool else 6
         self.fc = nn.Linear(3 * side * side, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.act2(self.conv2(self.pool(self.act1(self.conv1(x)))))
+        h = self.act1(self.conv1(x))
+        h = self.act2(self.conv2(h if self.pool is None else self.pool(h)))
         return self.fc(h.flatten(1))
 
 

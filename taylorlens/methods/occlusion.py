@@ -42,8 +42,12 @@ def window_shape(name: str, value: Any, sample_shape: tuple[int, ...], leading_d
 
 
 def window_masks(size: int, window: int, stride: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``(K, size)`` masks of the windows along one dimension: start 0, stride, ... while they fit."""
-    starts = torch.arange(0, size - window + 1, stride, device=device)
+    """``(K, size)`` masks of the windows along one dimension: start 0, stride, ... until every position is covered.
+
+    ``K = ceil((size - window) / stride) + 1``: when the stride does not divide ``size - window`` the last
+    window sticks out and is cut at the border (as in Captum), so no feature is left without a window.
+    """
+    starts = torch.arange(0, size - window + stride, stride, device=device)
     positions = torch.arange(size, device=device)
     return ((positions >= starts[:, None]) & (positions < starts[:, None] + window)).to(dtype)
 
@@ -73,7 +77,8 @@ class Occlusion(Method):
     Options: ``window`` (1 = Occlusion-1; an int k is a k x ... x k patch, spanning one channel of samples
     with three or more dimensions; a tuple gives the exact shape, e.g. ``(3, 15, 15)`` for all RGB
     channels), ``stride`` (1; int or tuple like ``window``), ``value`` (0.0; number or tensor broadcastable
-    to the inputs).
+    to the inputs). Windows slide until every feature is covered; a last window that would stick out is
+    cut at the border (Captum's convention).
     """
 
     name = "occlusion"

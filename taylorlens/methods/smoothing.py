@@ -75,15 +75,23 @@ class SmoothTaylor(Method):
     """SmoothTaylor (Goh et al. 2020, Eq. 9-10): ``mean_r (x - z_r) * grad f(z_r)``, ``z_r = x + eps_r``.
 
     Options: ``sigma`` (0.5, the paper's Fig. 1 setting; noise std in input units), ``n_roots`` (150),
-    ``seed``.
+    ``seed``. ``sigma="adaptive_aupc"`` / ``"adaptive_autvc"`` / a callable objective searches sigma per
+    input (Algorithm 1, :mod:`taylorlens.methods.adaptive`; ``adaptive`` = dict of its settings); the
+    returned tensor then carries the chosen sigmas as ``maps.sigmas`` (B,).
     """
 
     name = "smooth_taylor"
     # First-order Taylor terms at Gaussian roots around x: unbiased baselines only (Deng et al. 2021).
     principles = {"low_approximation_error": "no", "correct_assignment": "no", "unbiased_baseline": "full"}
-    options = {"sigma": 0.5, "n_roots": 150, "seed": None}
+    options = {"sigma": 0.5, "n_roots": 150, "seed": None, "adaptive": None}
 
-    def compute(self, request: Request, sigma: float, n_roots: int, seed: int | None) -> Tensor:
+    def compute(self, request: Request, sigma: Any, n_roots: int, seed: int | None, adaptive: Any) -> Tensor:
+        if isinstance(sigma, str) or callable(sigma):  # adaptive noising, Algorithm 1: methods/adaptive.py
+            from taylorlens.methods.adaptive import adaptive_noising
+
+            maps, sigmas = adaptive_noising(request, sigma, n_roots, seed, **(adaptive or {}))
+            maps.sigmas = sigmas
+            return maps
         return smooth_taylor(request, gaussian_noise(request, n_roots, sigma, seed, count_name="n_roots"))
 
 

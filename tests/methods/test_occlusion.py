@@ -13,10 +13,13 @@ from taylorlens import AttributionInputError
 
 
 def slow_occlusion(model, x, target, window, stride, value):
-    """Each window occluded on its own, one model call per window; each feature gets its windows' mean drop."""
+    """Each window occluded on its own, one model call per window; each feature gets its windows' mean drop.
+
+    Windows start at 0, stride, ... until the dimension is covered; the last one is cut at the border.
+    """
     shape = x.shape[1:]
     total, count = torch.zeros_like(x), torch.zeros_like(x[0])
-    starts = [range(0, n - w + 1, s) for n, w, s in zip(shape, window, stride, strict=True)]
+    starts = [range(0, n - w + s, s) for n, w, s in zip(shape, window, stride, strict=True)]
     with torch.no_grad():
         for b in range(x.shape[0]):
             reference = model(x[b][None])[0, target]
@@ -71,3 +74,13 @@ def test_occlusion_rejects_windows_that_do_not_fit(make_mlp, make_inputs, window
     x = make_inputs(2, 1, 3, 5)
     with pytest.raises(AttributionInputError, match="window"):
         taylorlens.attribute(make_mlp(nn.Tanh, sizes=(15, 3)).eval(), x, 0, "occlusion", window=window)
+
+
+def test_occlusion_covers_every_feature_when_the_stride_does_not_divide_the_size(make_mlp, make_inputs):
+    # 7 features, window 3, stride 3: windows [0, 3), [3, 6) and the cut [6, 7); feature 6 is not left at 0.
+    model, x = make_mlp(nn.Tanh, sizes=(7, 4, 2)), make_inputs(2, 7)
+    maps = taylorlens.attribute(model, x, 0, "occlusion", window=3, stride=3)
+    occluded = x.clone()
+    occluded[:, 6] = 0.0
+    with torch.no_grad():
+        torch.testing.assert_close(maps[:, 6], model(x)[:, 0] - model(occluded)[:, 0])
