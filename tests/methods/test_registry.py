@@ -33,7 +33,8 @@ def test_methods_lists_every_method_with_its_options_and_defaults():
     for name, defaults in EXPECTED_DEFAULTS.items():
         info = listed[name]
         assert info.name == name
-        assert info.options == {"batch_size": None, **defaults}, name
+        # Other modules may add options (smooth_taylor's adaptive noising): the documented ones must be there.
+        assert {"batch_size": None, **defaults}.items() <= info.options.items(), name
         assert info.summary and "\n" not in info.summary
         assert info.cls.name == name
         assert isinstance(info.principles, dict)
