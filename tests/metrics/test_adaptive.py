@@ -1,0 +1,67 @@
+"""Adaptive noising (SmoothTaylor paper, Algorithm 1) against a scalar transcription of the algorithm."""
+
+import torch
+
+import taylorlens
+from taylorlens.methods.adaptive import adaptive_smooth_taylor
+
+
+def algorithm_1(compute_auc, sigma, i_max=20, s_max=3, alpha=0.1, gamma=0.9):
+    """Algorithm 1, line by line, for one input."""
+    auc = compute_auc(sigma)
+    i, s, best_sigma, best_auc = 1, 0, sigma, auc
+    while i <= i_max:
+        auc_s = compute_auc(abs(sigma + alpha))
+        if auc_s > auc:
+            sigma = abs(sigma - alpha)
+            auc_s = compute_auc(sigma)
+        else:
+            sigma = abs(sigma + alpha)
+        if auc_s > auc:
+            if s <= s_max:
+                alpha, s = alpha * gamma, s + 1
+            else:
+                break
+        else:
+            s = 0
+            if auc_s < best_auc:
+                best_auc, best_sigma = auc_s, sigma
+        auc, i = auc_s, i + 1
+    return best_sigma
+
+
+def test_adaptive_noising_follows_algorithm_1(linear_model):
+    # on a linear model SmoothTaylor is -sigma * mean(eps) * w: ||map||_1 = sigma * K, so an objective of
+    # (||map||_1 - c(x))^2 makes the search a known 1-D problem (the search evaluates sub-batches, so c
+    # is read from the inputs)
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+
+    def wanted(inputs):
+        return 3 * inputs.abs().flatten(1).mean(1) + 0.2
+
+    def objective(model, inputs, maps, target):
+        return (maps.abs().flatten(1).sum(1) - wanted(inputs)) ** 2
+
+    unit = taylorlens.attribute(linear_model, x, None, method="smooth_taylor", sigma=1.0, n_roots=8, seed=2)
+    scale = unit.abs().flatten(1).sum(1)
+    maps, sigmas = adaptive_smooth_taylor(linear_model, x, None, objective=objective, n_roots=8, seed=2)
+    for b in range(3):
+        start = x[b].abs().mean().item()
+        c = wanted(x[b : b + 1]).item()
+        expected = algorithm_1(lambda s, b=b, c=c: (s * scale[b].item() - c) ** 2, start)
+        assert abs(sigmas[b].item() - expected) < 1e-9
+    assert torch.allclose(maps, sigmas.view(-1, 1, 1, 1) * unit)
+
+
+def test_smooth_taylor_method_exposes_the_chosen_sigmas(digits):
+    model, x, y = digits
+    x, y = x[:4], y[:4]
+    settings = {"i_max": 3, "metric_options": {"min_size": 4}}
+    maps = taylorlens.attribute(model, x, y, method="smooth_taylor", sigma="adaptive_autvc", n_roots=10, seed=0,
+                                adaptive=settings)
+    assert maps.shape == x.shape and maps.sigmas.shape == (4,) and bool((maps.sigmas > 0).all())
+    again, sigmas = adaptive_smooth_taylor(model, x, y, objective="autvc", n_roots=10, seed=0, **settings)
+    assert torch.allclose(again, maps) and torch.equal(sigmas, maps.sigmas)
+    aupc_maps = taylorlens.attribute(model, x, y, method="smooth_taylor", sigma="adaptive_aupc", n_roots=10, seed=0,
+                                     adaptive={"i_max": 2, "metric_options": {"k": 2, "L": 4, "P": 4}})
+    assert aupc_maps.sigmas.shape == (4,)
