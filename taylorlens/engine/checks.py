@@ -55,6 +55,7 @@ def broadcast_baseline(baseline: Any, inputs: Tensor, name: str = "baseline") ->
             f"got {type(baseline).__name__}"
         )
     value = torch.as_tensor(baseline, dtype=inputs.dtype, device=inputs.device)
+    check_finite(value, name)  # before broadcasting, so the count is of the values the user gave
     try:
         full = torch.broadcast_to(value, inputs.shape)
     except RuntimeError:
@@ -63,7 +64,6 @@ def broadcast_baseline(baseline: Any, inputs: Tensor, name: str = "baseline") ->
             f"{tuple(inputs.shape)}; give a number, a tensor of one sample's shape {tuple(inputs.shape[1:])} "
             f"or of the batch's shape {tuple(inputs.shape)}"
         ) from None
-    check_finite(full, name)
     return full
 
 

@@ -1,0 +1,54 @@
+"""Chunk sizes: the user's batch_size wins; small jobs go in one pass; others are measured once."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from taylorlens import AttributionInputError
+from taylorlens.engine import chunking
+
+
+def model(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def test_requested_batch_size_wins_and_is_capped_by_the_job():
+    example = torch.zeros(3)
+    assert chunking.chunk_size(model, example, 100, "forward", lambda size: None, requested=7) == 7
+    assert chunking.chunk_size(model, example, 5, "forward", lambda size: None, requested=7) == 5
+
+
+@pytest.mark.parametrize("requested", [0, -1, 2.5, True])
+def test_bad_batch_size_is_rejected(requested):
+    with pytest.raises(AttributionInputError, match="batch_size must be an integer >= 1"):
+        chunking.chunk_size(model, torch.zeros(3), 100, "forward", lambda size: None, requested=requested)
+
+
+def test_small_jobs_go_in_one_pass_without_measuring():
+    runs = []
+    assert chunking.chunk_size(model, torch.zeros(3), chunking.SMALL_JOB, "k", runs.append) == chunking.SMALL_JOB
+    assert runs == []
+
+
+def test_large_jobs_are_measured_once_per_shape_and_kind():
+    runs = []
+
+    def fresh_model(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    size = chunking.chunk_size(fresh_model, torch.zeros(3), 1000, "gradient", runs.append)
+    assert size in chunking.CANDIDATES and runs
+    count = len(runs)
+    assert chunking.chunk_size(fresh_model, torch.zeros(3), 1000, "gradient", runs.append) == size
+    assert len(runs) == count
+    chunking.chunk_size(fresh_model, torch.zeros(3), 1000, "forward", runs.append)
+    assert len(runs) > count
+
+
+def test_big_points_are_capped_by_memory():
+    example = torch.zeros(chunking.MAX_CHUNK_BYTES // 4 // 8 + 1, dtype=torch.float32)  # just over 1/8 of the cap
+    runs = []
+    size = chunking.chunk_size(model, example, 1000, "forward", runs.append)
+    assert size * example.numel() * 4 <= chunking.MAX_CHUNK_BYTES
+    assert max(runs) * example.numel() * 4 <= chunking.MAX_CHUNK_BYTES
