@@ -5,7 +5,13 @@ PIP = $(PYTHON) -m pip
 
 .PHONY: install demo test lint bench
 
+# Debian packages: Chromium + ChromeDriver (the report's browser test) and the real Fashion-MNIST (28x28 zoo).
+APT_PACKAGES = chromium chromium-driver dataset-fashion-mnist
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 install:
+	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES) >/dev/null; }
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e ".[test]"
 

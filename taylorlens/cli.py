@@ -26,6 +26,12 @@ def _bench(args: argparse.Namespace) -> None:
     runner.run(chosen, args.out, engine=args.engine, show_progress=not args.no_progress)
 
 
+def _report(args: argparse.Namespace) -> None:
+    from taylorlens.report.html import render
+
+    print(f"wrote {render(args.directory)}")
+
+
 def parser() -> argparse.ArgumentParser:
     from taylorlens.explain import DEFAULT_INPUTS, DEFAULT_MODEL
 
@@ -48,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--engine", default="local", help="execution engine: local")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
     bench.set_defaults(run=_bench)
+    report = commands.add_parser("report", help="render a results directory as one self-contained HTML file")
+    report.add_argument("directory", help="a directory written by `taylorlens bench`")
+    report.set_defaults(run=_report)
     return main
 
 

@@ -1,0 +1,90 @@
+"""Figures of a results store, as PNG bytes for embedding: metric curves, metric against principles,
+heat-map galleries. Each follows the paper figure it reproduces (named in the docstrings)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from taylorlens.report.heatmaps import image_for_display, normalise, to_map  # noqa: E402
+
+#: x-axis label of each curve metric (Ancona Fig. 4; SmoothTaylor Figs. 2-3; IG paper Fig. 5).
+CURVE_AXES = {
+    "sensitivity_n": ("n (features set to the baseline)", "Pearson correlation"),
+    "perturbation_curve": ("features removed", "explained output"),
+    "aupc": ("perturbation step (regions)", "score / f(x)"),
+    "autvc": ("pyramid scale", "average total variation"),
+}
+
+
+def png(figure: Figure) -> bytes:
+    """The figure as PNG bytes (and closed)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def curves_figure(title: str, metric: str, curves: dict[str, list[dict[str, list[float]]]]) -> bytes:
+    """Mean curve per method with a band of +-1 standard error (e.g. Ancona et al. Fig. 4).
+
+    ``curves`` maps a method label to one ``{"x": [...], "y": [...]}`` per sample.
+    """
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    for label, rows in sorted(curves.items()):
+        length = min(len(r["y"]) for r in rows)
+        values = np.array([r["y"][:length] for r in rows], dtype=float)
+        mean = np.nanmean(values, axis=0)
+        error = np.nanstd(values, axis=0) / np.sqrt(max(1, values.shape[0]))
+        steps = np.nanmean(np.array([r["x"][:length] for r in rows], dtype=float), axis=0)
+        axis.plot(steps, mean, label=label, linewidth=1.4)
+        axis.fill_between(steps, mean - error, mean + error, alpha=0.2)
+    x_label, y_label = CURVE_AXES.get(metric, ("step", metric))
+    axis.set(title=title, xlabel=x_label, ylabel=y_label)
+    if metric == "sensitivity_n":
+        axis.set_xscale("log")
+    axis.legend(fontsize=7, loc="best")
+    axis.grid(alpha=0.3)
+    return png(figure)
+
+
+def principles_figure(title: str, points: list[tuple[str, float, float]], y_label: str) -> bytes:
+    """Metric against the number of principles a method follows (Deng et al. 2021, Figs. 2 and 3)."""
+    figure, axis = plt.subplots(figsize=(5, 3.4))
+    for label, count, value in points:
+        axis.scatter(count, value, s=30)
+        axis.annotate(label, (count, value), fontsize=7, xytext=(4, 2), textcoords="offset points")
+    axis.set(title=title, xlabel="number of principles followed", ylabel=y_label)
+    axis.grid(alpha=0.3)
+    return png(figure)
+
+
+def gallery_figure(inputs: list[np.ndarray], labels: list[str], maps: dict[str, list[np.ndarray | None]],
+                   mode: str = "absolute") -> bytes:
+    """One row per sample: the input, then each method's map (papers' absolute, 99th-percentile clipped)."""
+    import torch
+
+    rows, columns = len(inputs), len(maps) + 1
+    figure, axes = plt.subplots(rows, columns, figsize=(1.5 * columns, 1.6 * rows), squeeze=False)
+    cmap = "hot" if mode == "absolute" else "bwr"
+    low = 0 if mode == "absolute" else -1
+    for row, (image, label) in enumerate(zip(inputs, labels, strict=True)):
+        shown = image_for_display(torch.as_tensor(image))
+        axes[row, 0].imshow(shown, cmap=None if shown.ndim == 3 else "gray")
+        axes[row, 0].set_title(label, fontsize=6)
+        for column, (name, arrays) in enumerate(maps.items(), start=1):
+            if arrays[row] is not None:
+                values = normalise(to_map(torch.as_tensor(arrays[row])), mode)
+                axes[row, column].imshow(values, cmap=cmap, vmin=low, vmax=1)
+            if row == 0:
+                axes[row, column].set_title(name[:24], fontsize=6)
+    for axis in axes.flat:
+        axis.set_axis_off()
+    figure.tight_layout()
+    return png(figure)

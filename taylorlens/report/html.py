@@ -1,0 +1,163 @@
+"""`taylorlens report DIR`: the results store as one self-contained HTML page (figures embedded as PNG).
+
+Sections: summary table (mean and 95% interval per model x method x metric, beside the paper's number where
+the config gives one in a ``[[paper]]`` table), the papers' figures (metric curves; metric against the number
+of principles, Deng et al. Figs. 2-3), a heat-map gallery per model, and the configuration and environment
+(versions, device, seed, time per method).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from taylorlens.bench.runner import mean_interval
+from taylorlens.bench.store import Store, bytes_array
+from taylorlens.report.figures import curves_figure, gallery_figure, principles_figure
+from taylorlens.taylor.principles import principles_followed
+
+REPORT_FILE = "report.html"
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.8rem 0; }
+th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { display: inline-block; margin: 0.5rem; } img { max-width: 100%; }
+pre { background: #f6f6f6; padding: 0.6rem; font-size: 0.8rem; overflow-x: auto; }
+.muted { color: #777; }
+"""
+
+
+def _img(data: bytes, alt: str) -> str:
+    encoded = base64.b64encode(data).decode()
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}"></figure>'
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(content: str) -> str:
+    numeric = content[:1].isdigit() or content[:1] in "-." or content == "n/a"
+    return f"<td class='num'>{content}</td>" if numeric else f"<td>{content}</td>"
+
+
+def _number(value: float, half: float | None = None) -> str:
+    if value != value:  # NaN
+        return "n/a"
+    text = f"{value:.4g}"
+    return text if half is None or half != half else f"{text} &plusmn; {half:.2g}"
+
+
+def _paper_numbers(configs: dict[str, dict]) -> dict[tuple[str, str], str]:
+    """(method label or name, metric name) -> the paper's number, from the configs' ``[[paper]]`` tables."""
+    found = {}
+    for source in configs.values():
+        for entry in source.get("paper", []):
+            found[(entry["method"], entry["metric"])] = f"{entry['value']}" + (
+                f" <span class='muted'>({html.escape(entry['note'])})</span>" if entry.get("note") else "")
+    return found
+
+
+def render(directory: str | Path) -> Path:
+    """Write ``DIR/report.html`` from the store in ``DIR`` and return its path."""
+    directory = Path(directory)
+    with Store(directory, create=False) as store:
+        db = store.connection
+        configs = {k.removeprefix("config:"): json.loads(v) for k, v in db.execute(
+            "SELECT key, value FROM meta WHERE key LIKE 'config:%' ORDER BY key")}
+        environment = store.meta("environment", {})
+        methods = db.execute("SELECT DISTINCT model, method_key, method, method_label FROM attributions "
+                             "ORDER BY model, method_label").fetchall()
+        paper = _paper_numbers(configs)
+        sections = [f"<h1>taylorlens report: {html.escape(', '.join(configs) or directory.name)}</h1>"]
+        sections.append(_summary_section(db, methods, paper))
+        sections.append(_curves_section(db))
+        sections.append(_principles_section(db, methods))
+        sections.append(_gallery_section(db, methods))
+        sections.append(_setup_section(db, configs, environment))
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>taylorlens report</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")
+    path = directory / REPORT_FILE
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _summary_section(db, methods, paper) -> str:  # noqa: ANN001
+    rows = []
+    for model, key, name, label in methods:
+        metric_rows = db.execute("SELECT DISTINCT metric_key, metric, metric_label FROM results "
+                                 "WHERE model=? AND method_key=? ORDER BY metric_label", (model, key)).fetchall()
+        for metric_key, metric, metric_label in metric_rows:
+            values = [r[0] for r in db.execute("SELECT value FROM results WHERE model=? AND method_key=? AND "
+                                               "metric_key=?", (model, key, metric_key))]
+            mean, half = mean_interval(values)
+            ours = paper.get((label, metric)) or paper.get((name, metric)) or "<span class='muted'>&mdash;</span>"
+            rows.append([html.escape(model), html.escape(label), html.escape(metric_label), _number(mean, half),
+                         str(len(values)), ours])
+    if not rows:
+        return "<h2>Summary</h2><p>No metric results are stored yet.</p>"
+    return "<h2>Summary</h2>" + _table(["model", "method", "metric", "mean &plusmn; 95%", "n", "paper"], rows)
+
+
+def _curves_section(db) -> str:  # noqa: ANN001
+    groups: dict[tuple[str, str, str], dict[str, list[list[float]]]] = defaultdict(lambda: defaultdict(list))
+    query = ("SELECT r.model, r.metric, r.metric_label, a.method_label, r.curve FROM results r JOIN "
+             "(SELECT DISTINCT model, method_key, method_label FROM attributions) a "
+             "ON a.model = r.model AND a.method_key = r.method_key WHERE r.curve IS NOT NULL")
+    for model, metric, metric_label, method_label, curve in db.execute(query):
+        groups[(model, metric, metric_label)][method_label].append(json.loads(curve))
+    # a curve is {"x": [...], "y": [...]}; the x values are shared by every sample of a metric entry
+    figures = [_img(curves_figure(f"{metric_label} on {model}", metric, curves), f"{metric_label} {model}")
+               for (model, metric, metric_label), curves in sorted(groups.items())]
+    return "<h2>Curves</h2>" + ("".join(figures) or "<p>No curve metric in this run.</p>")
+
+
+def _principles_section(db, methods) -> str:  # noqa: ANN001
+    by_metric: dict[tuple[str, str], list[tuple[str, float, float]]] = defaultdict(list)
+    for model, key, name, label in methods:
+        for metric, metric_label in db.execute("SELECT DISTINCT metric, metric_label FROM results WHERE model=? "
+                                               "AND method_key=?", (model, key)):
+            if metric not in ("infidelity", "bbox_accuracy"):
+                continue
+            values = [r[0] for r in db.execute("SELECT value FROM results WHERE model=? AND method_key=? AND "
+                                               "metric_label=?", (model, key, metric_label))]
+            by_metric[(model, metric_label)].append((label, principles_followed(name), mean_interval(values)[0]))
+    if not by_metric:
+        return ""
+    figures = [_img(principles_figure(f"{metric_label} on {model}", points, metric_label), f"{metric_label} {model}")
+               for (model, metric_label), points in sorted(by_metric.items())]
+    return "<h2>Metric against the number of principles (Deng et al. 2021, Figs. 2-3)</h2>" + "".join(figures)
+
+
+def _gallery_section(db, methods) -> str:  # noqa: ANN001
+    inputs = db.execute("SELECT sample, array, label FROM inputs ORDER BY data_key, sample").fetchall()
+    if not inputs:
+        return ""
+    samples = [s for s, _, _ in inputs]
+    parts = ["<h2>Heat-map gallery</h2>"]
+    for model in sorted({m[0] for m in methods}):
+        maps = {}
+        for _, key, _, label in (m for m in methods if m[0] == model):
+            stored = dict(db.execute("SELECT sample, array FROM maps WHERE model=? AND method_key=?", (model, key)))
+            maps[label] = [bytes_array(stored[s]) if s in stored else None for s in samples]
+        figure = gallery_figure([bytes_array(a) for _, a, _ in inputs], [lbl for _, _, lbl in inputs], maps)
+        parts.append(f"<h3>{html.escape(model)}</h3>" + _img(figure, f"gallery {model}"))
+    return "".join(parts)
+
+
+def _setup_section(db, configs, environment) -> str:  # noqa: ANN001
+    timing = db.execute("SELECT model, method_label, avg(seconds), count(*) FROM attributions "
+                        "GROUP BY model, method_key ORDER BY model, method_label").fetchall()
+    rows = [[html.escape(m), html.escape(label), f"{seconds:.4g}", str(n)] for m, label, seconds, n in timing]
+    env_rows = [[html.escape(k), html.escape(str(v))] for k, v in environment.items()]
+    configs_text = "".join(f"<h3>{html.escape(name)}</h3><pre>{html.escape(json.dumps(source, indent=2))}</pre>"
+                           for name, source in configs.items())
+    return ("<h2>Time per method</h2>" + _table(["model", "method", "seconds / sample", "samples"], rows)
+            + "<h2>Environment</h2>" + _table(["what", "value"], env_rows) + "<h2>Configuration</h2>" + configs_text)
