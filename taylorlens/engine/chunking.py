@@ -4,6 +4,7 @@ On a CPU the cheapest chunk per point is not the largest one (for a 28x28 CNN th
 near 64 points and 30-70% higher at 1,024), so the size is chosen by measurement: the first time a model
 meets a point shape, a few candidate sizes are timed on copies of one point and the fastest per point is
 kept for that (model, shape, dtype, device, pass kind). Small jobs skip the measurement and go in one pass.
+Measuring is bounded by the job it serves (:data:`MEASURE_SHARE`), so a large model tries few sizes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ MAX_CHUNK_BYTES = 64 * 2**20
 #: Jobs with at most this many points are evaluated in one pass without measuring.
 SMALL_JOB = 64
 CANDIDATES = (8, 16, 32, 64, 128, 256, 512)
+#: Measuring stops once it has taken this share of the job's estimated time (or MIN_MEASURE_SECONDS if more).
+MEASURE_SHARE = 0.25
+MIN_MEASURE_SECONDS = 0.2
 
 _measured: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _measured_callables: dict[tuple, int] = {}
@@ -49,7 +53,7 @@ def chunk_size(
     key = (tuple(example.shape), example.dtype, str(example.device), kind)
     store = _store_for(model)
     if key not in store:
-        store[key] = _measure(example, run, [c for c in CANDIDATES if c <= cap] or [cap])
+        store[key] = _measure(example, run, [c for c in CANDIDATES if c <= cap] or [cap], n_points)
     return min(store[key], n_points)
 
 
@@ -60,23 +64,32 @@ def _store_for(model: Callable) -> dict:
         return _measured_callables.setdefault((id(model),), {})
 
 
-def _measure(example: Tensor, run: Callable[[int], object], candidates: list[int]) -> int:
-    """Time each candidate chunk size once (after one warm-up) and return the cheapest per point."""
-    best, best_cost, worse_in_a_row = candidates[0], float("inf"), 0
-    run(candidates[0])
+def _measure(example: Tensor, run: Callable[[int], object], candidates: list[int], n_points: int) -> int:
+    """Time candidate sizes in increasing order and return the cheapest per point.
+
+    Each size runs twice and keeps its faster run: the first run at a new size also pays one-off costs
+    (allocation, kernel selection), and the faster of two drops most interruptions by other processes. The
+    ladder stops at the first size that is not cheaper per point than the best so far, or once measuring has
+    taken ``MEASURE_SHARE`` of the job's estimated time (``n_points`` at the best cost so far).
+    """
+    costs: dict[int, float] = {}
+    spent = 0.0
     for size in candidates:
-        _synchronize(example)
-        start = time.perf_counter()
-        run(size)
-        _synchronize(example)
-        cost = (time.perf_counter() - start) / size
-        if cost < best_cost:
-            best, best_cost, worse_in_a_row = size, cost, 0
-        else:
-            worse_in_a_row += 1
-            if worse_in_a_row == 2:
-                break
-    return best
+        runs = [_timed(example, run, size) for _ in range(2)]
+        spent += sum(runs)
+        costs[size] = min(runs) / size
+        best = min(costs, key=costs.__getitem__)
+        if best != size or spent > max(MIN_MEASURE_SECONDS, MEASURE_SHARE * n_points * costs[best]):
+            break
+    return min(costs, key=costs.__getitem__)
+
+
+def _timed(example: Tensor, run: Callable[[int], object], size: int) -> float:
+    _synchronize(example)
+    start = time.perf_counter()
+    run(size)
+    _synchronize(example)
+    return time.perf_counter() - start
 
 
 def _synchronize(example: Tensor) -> None:
