@@ -116,6 +116,8 @@ def test_scalar_output_models_take_no_target_or_zero(x):
     torch.testing.assert_close(taylorlens.attribute(scalar, x, 0, "gradient"), 2 * x)
     with pytest.raises(AttributionInputError, match=r"one output per sample \(B,\): target must be None or 0"):
         taylorlens.attribute(scalar, x, 1, "gradient")
+    # A (B, 1) output is one output per sample too: target None picks its only column.
+    torch.testing.assert_close(taylorlens.attribute(lambda t: scalar(t)[:, None], x, None, "gradient"), 2 * x)
 
 
 def test_a_model_that_is_not_callable_is_rejected(x):

@@ -89,3 +89,13 @@ def test_occlusion_1_agrees_with_captum_on_an_mlp(make_mlp):
     ours = taylorlens.attribute(model, x, TARGET, "occlusion")
     theirs = captum_attr.Occlusion(model).attribute(x, sliding_window_shapes=(1,), target=TARGET)
     torch.testing.assert_close(ours, theirs.to(ours.dtype), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("method", "reference"), [("guided_backprop", "GuidedBackprop"), ("deconvnet", "Deconvolution")]
+)
+def test_guided_backprop_and_deconvnet_agree_with_captum(make_mlp, make_cnn, method, reference):
+    for model, x in models(make_mlp, make_cnn, nn.ReLU, pool="max"):
+        ours = taylorlens.attribute(model, x, TARGET, method)
+        theirs = getattr(captum_attr, reference)(model).attribute(x, target=TARGET)
+        torch.testing.assert_close(ours, theirs)
