@@ -91,7 +91,7 @@ FASHION_MNIST = _ImageData(
     mlp_recipe=TrainingRecipe(epochs=5, batch_size=128),
     cnn_recipe=TrainingRecipe(epochs=2, batch_size=128, max_train_samples=20_000),
     poly_recipe=TrainingRecipe(epochs=5, batch_size=128),
-    taylor_cnn_recipe=TrainingRecipe(epochs=3, batch_size=128, max_train_samples=30_000),
+    taylor_cnn_recipe=TrainingRecipe(epochs=2, batch_size=128, max_train_samples=20_000),
 )
 
 
