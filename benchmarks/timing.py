@@ -3,15 +3,18 @@
 The machines are small and shared (2 CPU cores, other jobs running), so every comparison here is made inside
 one run: contenders are timed in interleaved rounds (:func:`time_interleaved`, the order alternating between
 rounds so load drift hits all of them alike), and the "ideal" is measured in the same run by timing plain
-model passes (:func:`best_pass_cost`). A benchmark then reports ``median / (points x best per-point cost)``.
+model passes: :func:`best_pass_cost` finds the cheapest batch size, and :func:`plain_pass` at that size joins
+every round as one more contender, so the ideal sees the same load as the code it judges. A benchmark then
+reports ``median / (points x per-point cost of the plain pass)``.
 
 Typical use::
 
-    from benchmarks.timing import best_pass_cost, machine, markdown_table, time_interleaved
+    from benchmarks.timing import best_pass_cost, machine, markdown_table, plain_pass, time_interleaved
 
-    cost = best_pass_cost(model, x, target, backward=True)           # PassCost, seconds per point
-    times = time_interleaved({"ours": run_ours, "captum": run_captum}, repeats=5, budget=20.0)
-    ratio = times["ours"].median / (points * cost.per_point)
+    cost = best_pass_cost(model, x, target, backward=True)            # PassCost: seconds per point, batch size
+    probe = plain_pass(model, x, target, cost.batch_size)              # re-measures it in every round
+    times = time_interleaved({"ours": run_ours, "captum": run_captum, "plain": probe}, repeats=5, budget=20.0)
+    ratio = times["ours"].median / (points * times["plain"].median / cost.batch_size)
     print(markdown_table(["method", "ratio"], [["ig", f"{ratio:.2f}"]]))
 """
 
@@ -22,7 +25,8 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -115,36 +119,28 @@ def best_pass_cost(
     repeats: int = 3,
     budget_per_size: float = 4.0,
 ) -> PassCost:
-    """Cheapest seconds per point of a plain pass, the minimum over ``batch_sizes`` of the median per point.
+    """Cheapest seconds per point of a :func:`plain_pass`: the minimum over ``batch_sizes`` of the median.
 
-    The pass is ``model(x).gather(1, target).sum().backward()`` with only the input requiring a gradient
-    (``backward=True``), or ``model(x)`` in inference mode (``backward=False``). Points are copies of
-    ``inputs`` (a batch, cycled to each size). Parameters' ``requires_grad`` flags are restored afterwards.
-    Each size runs ``repeats`` times or until ``budget_per_size`` seconds are spent.
+    Each size runs ``repeats`` times (after one warm-up) or until ``budget_per_size`` seconds are spent.
     """
-    flags = [p.requires_grad for p in model.parameters()]
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    try:
-        by_size = {
-            size: _per_point(model, inputs, target, backward, size, repeats, budget_per_size) for size in batch_sizes
-        }
-    finally:
-        for parameter, flag in zip(model.parameters(), flags, strict=True):
-            parameter.requires_grad_(flag)
-    size = min(by_size, key=by_size.get)
+    by_size = {}
+    for size in batch_sizes:
+        run = plain_pass(model, inputs, target, size, backward=backward)
+        by_size[size] = time_call(run, repeats=repeats, budget=budget_per_size).median / size
+    size = min(by_size, key=by_size.__getitem__)
     return PassCost(by_size[size], size, backward, by_size)
 
 
-def _per_point(
-    model: nn.Module,
-    inputs: Tensor,
-    target: Tensor | int | None,
-    backward: bool,
-    size: int,
-    repeats: int,
-    budget: float,
-) -> float:
+def plain_pass(
+    model: nn.Module, inputs: Tensor, target: Tensor | int | None, size: int, *, backward: bool = True
+) -> Callable[[], None]:
+    """A call running one plain pass over ``size`` points (copies of ``inputs``, a batch, cycled).
+
+    The pass is ``model(x).gather(1, target).sum().backward()`` with only the input requiring a gradient
+    (parameters' ``requires_grad`` are switched off during the call and restored), or ``model(x)`` in
+    inference mode (``backward=False``): the cheapest way to get input gradients or outputs, which the
+    "ideal" time of a benchmark is made of. ``target=None`` explains a model with ``(B,)`` outputs.
+    """
     index = torch.arange(size) % inputs.shape[0]
     batch = inputs[index].detach().clone()
     chosen = None if target is None else torch.as_tensor(target).expand(inputs.shape[0])[index][:, None]
@@ -153,14 +149,28 @@ def _per_point(
         return (outputs if chosen is None else outputs.gather(1, chosen)).sum()
 
     def run() -> None:
-        if backward:
-            point = batch.clone().requires_grad_(True)
-            explained(model(point)).backward()
-        else:
+        if not backward:
             with torch.inference_mode():
                 explained(model(batch))
+            return
+        with parameters_frozen(model):
+            point = batch.clone().requires_grad_(True)
+            explained(model(point)).backward()
 
-    return time_call(run, repeats=repeats, budget=budget).median / size
+    return run
+
+
+@contextmanager
+def parameters_frozen(model: nn.Module) -> Iterator[None]:
+    """Parameters do not require gradients inside the block; their flags are restored afterwards."""
+    flags = [parameter.requires_grad for parameter in model.parameters()]
+    try:
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        yield
+    finally:
+        for parameter, flag in zip(model.parameters(), flags, strict=True):
+            parameter.requires_grad_(flag)
 
 
 def machine() -> str:
