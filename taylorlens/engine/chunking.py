@@ -69,17 +69,18 @@ def _measure(example: Tensor, run: Callable[[int], object], candidates: list[int
 
     Each size runs twice and keeps its faster run: the first run at a new size also pays one-off costs
     (allocation, kernel selection), and the faster of two drops most interruptions by other processes. The
-    ladder stops at the first size that is not cheaper per point than the best so far, or once measuring has
-    taken ``MEASURE_SHARE`` of the job's estimated time (``n_points`` at the best cost so far).
+    ladder stops after two sizes in a row that are not cheaper per point than the best so far, or once
+    measuring has taken ``MEASURE_SHARE`` of the job's estimated time (``n_points`` at the best cost so far).
     """
     costs: dict[int, float] = {}
-    spent = 0.0
+    spent, worse_in_a_row = 0.0, 0
     for size in candidates:
         runs = [_timed(example, run, size) for _ in range(2)]
         spent += sum(runs)
         costs[size] = min(runs) / size
         best = min(costs, key=costs.__getitem__)
-        if best != size or spent > max(MIN_MEASURE_SECONDS, MEASURE_SHARE * n_points * costs[best]):
+        worse_in_a_row = 0 if best == size else worse_in_a_row + 1
+        if worse_in_a_row == 2 or spent > max(MIN_MEASURE_SECONDS, MEASURE_SHARE * n_points * costs[best]):
             break
     return min(costs, key=costs.__getitem__)
 
