@@ -17,6 +17,8 @@ install:
 
 demo: install
 	$(PYTHON) -m taylorlens explain --out results/explain
+	$(PYTHON) -m taylorlens bench benchmarks/papers/quickstart.toml --out results/quickstart
+	$(PYTHON) -m taylorlens report results/quickstart
 
 test: install
 	$(PYTHON) -m ruff check taylorlens tests benchmarks
