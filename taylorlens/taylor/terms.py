@@ -52,7 +52,7 @@ class TaylorTerms:
     zero on the diagonal. Per sample ``(B,)``: ``expansion`` (``g_K``), ``output_change``
     (``f(x~) - f(x)``), ``error`` (``epsilon = output_change - expansion``) and ``relative_error``
     (``|epsilon| / |f(x~) - f(x)|``, the normalised error of the paper's Table 3 discussion; 0 when both
-    are 0). ``diagonal``: "exact" or "hutchinson" (None for ``order=1``).
+    are 0). ``diagonal``: "exact", "hutchinson" or None (``order=1``, ``diagonal="none"``).
     """
 
     order: int
@@ -97,12 +97,14 @@ def terms(
 
     Deng et al. (AAAI 2021), Sec. "First-order Taylor Attribution" and "Second-order Taylor Attribution".
     ``baseline`` is ``x~`` (a number or a tensor broadcastable to the inputs; default 0.0); ``Delta = x~ - x``.
-    ``diagonal``: "auto" (exact up to ``max_exact_features`` features, else Hutchinson), "exact" or
-    "hutchinson" (``n_probes`` Rademacher probes per sample, ``seed``). ``interactions=True`` also returns
-    the pairwise interaction matrix (exact Hessian, at most ``max_exact_features`` features).
+    ``diagonal``: "auto" (exact up to ``max_exact_features`` features, else Hutchinson), "exact",
+    "hutchinson" (``n_probes`` Rademacher probes per sample, ``seed``) or "none" (no diagonal: the split
+    fields stay None, the attribution and the error still need only one Hessian-vector product).
+    ``interactions=True`` also returns the pairwise interaction matrix (exact Hessian, at most
+    ``max_exact_features`` features).
     """
     order = check_choice("order", order, (1, 2))
-    check_choice("diagonal", diagonal, ("auto", "exact", "hutchinson"))
+    check_choice("diagonal", diagonal, ("auto", "exact", "hutchinson", "none"))
     request = Request.build(model, inputs, target, batch_size)
     x = request.inputs
     with request.model_frozen():
@@ -120,13 +122,14 @@ def terms(
             if interactions:
                 matrix = hessian_matrix(request, x, max_exact_features)
                 diag = torch.diagonal(matrix, dim1=1, dim2=2).reshape(x.shape)
-            else:
+            elif method is not None:
                 probes = None if method == "exact" else check_positive_int("n_probes", n_probes)
                 diag = hessian_diagonal(request, x, n_probes=probes, seed=seed)
-            independent = 0.5 * diag * delta**2
-            interactive = 0.5 * delta * h_delta - independent
+            if diag is not None:
+                independent = 0.5 * diag * delta**2
+                interactive = 0.5 * delta * h_delta - independent
     first = gradient * delta
-    attribution = first if order == 1 else first + independent + interactive
+    attribution = first if order == 1 else first + 0.5 * delta * h_delta
     expansion = attribution.flatten(1).sum(1)
     error = output_change - expansion
     return TaylorTerms(
@@ -170,7 +173,9 @@ def relative_error(error: Tensor, output_change: Tensor) -> Tensor:
     return torch.where(size == 0, torch.where(error == 0, 0.0, float("inf")).to(ratio), ratio)
 
 
-def _diagonal_method(diagonal: str, n: int, max_exact: int, interactions: bool) -> str:
+def _diagonal_method(diagonal: str, n: int, max_exact: int, interactions: bool) -> str | None:
+    if diagonal == "none" and not interactions:
+        return None
     if interactions or diagonal == "exact" or (diagonal == "auto" and n <= max_exact):
         return "exact"
     return "hutchinson"

@@ -146,3 +146,12 @@ def test_relative_error_handles_zero_output_change():
     error = torch.tensor([0.0, 1.0, 1.0])
     change = torch.tensor([0.0, 0.0, -4.0])
     torch.testing.assert_close(taylor.relative_error(error, change), torch.tensor([0.0, float("inf"), 0.25]))
+
+
+def test_diagonal_none_keeps_attribution_and_error(make_smooth_mlp, batch):
+    model = make_smooth_mlp(12, 0)
+    full = taylor.terms(model, batch, TARGETS, 0.3)
+    light = taylor.terms(model, batch, TARGETS, 0.3, diagonal="none")
+    assert light.hessian_diagonal is None and light.second_interactive is None and light.diagonal is None
+    torch.testing.assert_close(light.attribution, full.attribution)
+    torch.testing.assert_close(light.error, full.error)
