@@ -39,8 +39,14 @@ ELEMENTWISE = frozenset(
         "relu", "relu6", "leaky_relu", "rrelu", "elu", "selu", "celu", "gelu", "silu", "mish",
         "sigmoid", "tanh", "softplus", "softsign", "hardtanh", "hardsigmoid", "hardswish",
         "logsigmoid", "tanhshrink", "softshrink", "hardshrink", "threshold", "clamp", "clip", "expit",
+        # elementwise functions used as nonlinearities inside models (x ** 2, torch.exp, ...)
+        "exp", "expm1", "exp2", "log", "log1p", "log2", "log10", "sqrt", "rsqrt", "abs", "square", "reciprocal",
+        "sin", "cos", "tan", "sinh", "cosh", "asinh", "atan", "arctan", "erf", "erfc", "pow", "__pow__",
+        "__rpow__", "float_power",
     }
 )
+#: Elementwise functions of two arguments: handled when the second is a constant, refused when it is a tensor.
+BINARY = frozenset({"pow", "__pow__", "__rpow__", "float_power"})
 #: ReLU-type nonlinearities: the only ones guided backprop and deconvnet are defined for.
 RELU_LIKE = frozenset({"relu", "relu6", "hardtanh", "clamp", "clip", "threshold"})
 #: Operations that are nonlinear but not elementwise: no modified gradient exists for them.
@@ -174,8 +180,13 @@ class _SwapNonlinearityGradients(TorchFunctionMode):
         name = getattr(func, "__name__", "")
         if name in UNSUPPORTED or (name.endswith("_") and name[:-1] in ELEMENTWISE):
             raise UnsupportedModelError(_unsupported_message(self.rule, name))
-        if name not in ELEMENTWISE or not args or not isinstance(args[0], Tensor):
-            return func(*args, **kwargs)
+        if name not in ELEMENTWISE or not args or not isinstance(args[0], Tensor) or not args[0].requires_grad:
+            return func(*args, **kwargs)  # linear ops, and nonlinearities of constants (no path to the inputs)
+        if name in BINARY and len(args) > 1 and isinstance(args[1], Tensor) and args[1].requires_grad:
+            raise UnsupportedModelError(
+                f"the model calls {name} with a tensor exponent that depends on the inputs: the {self.rule.name} "
+                "rule only modifies elementwise functions of one input-dependent tensor"
+            )
         if name not in self.rule.supported:
             raise UnsupportedModelError(
                 f"{self.rule.name} rule is defined only for ReLU-type nonlinearities "

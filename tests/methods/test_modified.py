@@ -209,3 +209,36 @@ def test_all_methods_equal_weight_times_input_on_a_linear_model(make_inputs):
     expected = model.weight[1].detach() * x
     for method in ("gradient_x_input", "integrated_gradients", "deeplift", "epsilon_lrp", "occlusion"):
         torch.testing.assert_close(taylorlens.attribute(model, x, 1, method), expected, msg=method)
+
+
+class _SquareAndScale(nn.Module):
+    """``w2 . (W1 x)^2 * exp(s)``: a power nonlinearity of the inputs and an exp of a parameter only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.first, self.second = nn.Linear(4, 3).double(), nn.Linear(3, 1).double()
+        self.log_scale = nn.Parameter(torch.tensor(0.3, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.first(x) ** 2)[:, 0] * torch.exp(self.log_scale)
+
+
+def test_deeplift_rescales_power_nonlinearities_and_ignores_functions_of_parameters():
+    model, x = _SquareAndScale(), torch.randn(5, 4, dtype=torch.float64)
+    maps = taylorlens.attribute(model, x, None, "deeplift")
+    # Rescale on the single nonlinearity z -> z^2 is exact: summation to delta holds to float error
+    with torch.no_grad():
+        delta = model(x) - model(torch.zeros_like(x))
+    torch.testing.assert_close(maps.sum(1), delta)
+    # the hand-computed multiplier of z^2 against z_ref = b1 is (z^2 - b1^2) / (z - b1) = z + b1
+    with torch.no_grad():
+        z, b1 = model.first(x), model.first.bias
+        expected = x * ((model.second.weight[0] * (z + b1)) @ model.first.weight) * torch.exp(model.log_scale)
+    torch.testing.assert_close(maps, expected)
+
+
+def test_modified_gradients_refuse_an_input_dependent_exponent():
+    model = lambda x: (x[:, :2] ** x[:, 2:]).sum(1)  # noqa: E731
+    with pytest.raises(taylorlens.UnsupportedModelError, match="tensor exponent"):
+        taylorlens.attribute(model, torch.rand(3, 4, dtype=torch.float64) + 0.5, None, "deeplift")
