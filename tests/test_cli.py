@@ -24,7 +24,7 @@ def test_explain_default_writes_real_pngs_arrays_and_summary(tmp_path):
     # IG keeps completeness up to its Riemann error; the CNN's max-pooling costs DeepLIFT its exactness
     scores = [s["score"] for s in summary["samples"]]
     ig_gaps = summary["methods"]["integrated_gradients"]["completeness_gap"]
-    assert len(ig_gaps) == 2 and all(abs(g) < 0.05 * abs(s) for g, s in zip(ig_gaps, scores))
+    assert len(ig_gaps) == 2 and all(abs(g) < 0.05 * abs(s) for g, s in zip(ig_gaps, scores, strict=True))
     maps = np.load(tmp_path / "attributions" / "integrated_gradients.npy")
     assert maps.shape == (2, 1, 8, 8)
 

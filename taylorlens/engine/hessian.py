@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.func import grad, jvp
 
 from taylorlens.engine.checks import AttributionInputError, check_positive_int
-from taylorlens.engine.passes import Builder, Chunk, Points, _run_chunks, inputs_points
+from taylorlens.engine.passes import Builder, Chunk, Points, inputs_points, run_chunks
 from taylorlens.engine.request import Request
 from taylorlens.engine.targets import select_outputs
 
@@ -57,7 +57,7 @@ def hvp_chunks(request: Request, points: Points, directions: Builder) -> Iterato
         outputs, grads, hvps = _gradient_and_hvp(explained, batch, vectors)
         return HessianChunk(sample, variant, batch, outputs, grads, vectors, hvps)
 
-    yield from _run_chunks(model, points, "hvp", evaluate, request.batch_size)
+    yield from run_chunks(model, points, "hvp", evaluate, request.batch_size)
 
 
 def hessian_vector_products(request: Request, points: Points, directions: Builder) -> tuple[Tensor, Tensor, Tensor]:

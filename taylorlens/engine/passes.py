@@ -69,7 +69,7 @@ def inputs_points(inputs: Tensor, reference: Tensor | None = None) -> Points:
     )
 
 
-def _run_chunks(
+def run_chunks(
     model: Callable, points: Points, kind: str, evaluate: Callable[[Tensor, Tensor], Chunk], batch_size: int | None
 ) -> Iterator[Chunk]:
     """Evaluate ``points`` chunk by chunk; the chunk size is measured with ``evaluate`` itself."""
@@ -96,7 +96,7 @@ def forward(
             outputs = select_outputs(model(batch), _at(targets, sample), batch.shape[0])
         return Chunk(sample, variant, batch, outputs)
 
-    chunks = _run_chunks(model, points, "forward", evaluate, batch_size)
+    chunks = run_chunks(model, points, "forward", evaluate, batch_size)
     return torch.cat([chunk.outputs for chunk in chunks]).view(points.samples, points.variants)
 
 
@@ -132,7 +132,7 @@ def gradient_chunks(
         return Chunk(sample, variant, batch.detach(), outputs.detach(), grads)
 
     kind = "gradient" if rule is None else f"gradient:{rule.name}"
-    yield from _run_chunks(model, points, kind, evaluate, batch_size)
+    yield from run_chunks(model, points, kind, evaluate, batch_size)
 
 
 def gradients(
