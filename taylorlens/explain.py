@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from taylorlens import zoo
 from taylorlens.engine import UnsupportedModelError
 from taylorlens.methods import attribute, methods
+from taylorlens.methods.registry import ALIASES
 from taylorlens.report.heatmaps import heatmap_grid
 
 DEFAULT_MODEL = "digits_cnn_relu"
@@ -119,10 +120,10 @@ def explain(
     """Run the explain job and return its summary (also written to ``out/summary.json``)."""
     out = Path(out)
     known = methods()
-    method_names = list(method_names or DEFAULT_METHODS)
+    method_names = [ALIASES.get(m, m) for m in (method_names or DEFAULT_METHODS)]
     unknown = [m for m in method_names if m not in known]
     if unknown:
-        raise ExplainError(f"unknown method(s) {unknown}; known: {', '.join(known)}")
+        raise ExplainError(f"unknown method(s) {unknown}; known: {', '.join(known)} (aliases: {', '.join(ALIASES)})")
     model = load_model(model_spec, device)
     data = load_inputs(inputs_spec, model_spec, count)
     x = data.x.to(device)

@@ -13,7 +13,7 @@ from taylorlens.cli import main
 
 def test_explain_default_writes_real_pngs_arrays_and_summary(tmp_path):
     assert main(["explain", "--out", str(tmp_path), "--count", "2",
-                 "--methods", "gradient,integrated_gradients,deeplift,occlusion"]) == 0
+                 "--methods", "gradient,ig,dl,occlusion"]) == 0
     with Image.open(tmp_path / "grid.png") as grid:
         assert grid.size[0] > 400 and grid.size[1] > 200
     with Image.open(tmp_path / "sample_0.png") as sample:

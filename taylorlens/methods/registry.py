@@ -15,6 +15,12 @@ from taylorlens.engine.checks import AttributionInputError
 from taylorlens.methods.base import Method
 
 _REGISTRY: dict[str, type[Method]] = {}
+#: Short names the papers and the command line use.
+ALIASES = {
+    "ig": "integrated_gradients", "eg": "expected_gradients", "gi": "gradient_x_input", "gxi": "gradient_x_input",
+    "dl": "deeplift", "lrp": "epsilon_lrp", "occ": "occlusion", "sg": "smoothgrad", "st": "smooth_taylor",
+    "gbp": "guided_backprop",
+}
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,8 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 def method_class(name: Any) -> type[Method]:
-    """The class registered under ``name``; the error lists the known names."""
+    """The class registered under ``name`` (or a short alias such as "ig"); the error lists the known names."""
+    name = ALIASES.get(name, name) if isinstance(name, str) else name
     if not isinstance(name, str) or name not in _REGISTRY:
         raise AttributionInputError(f"unknown method {name!r}; known methods: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]

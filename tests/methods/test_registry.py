@@ -90,3 +90,11 @@ def test_unknown_option_lists_the_accepted_ones(make_mlp, make_inputs):
 def test_bad_option_values_get_clear_errors(make_mlp, make_inputs, method, options, message):
     with pytest.raises(AttributionInputError, match=message):
         taylorlens.attribute(make_mlp(), make_inputs(2, 5), 0, method, **options)
+
+
+def test_short_aliases_name_the_same_method():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+    x = torch.randn(2, 3, dtype=torch.float64)
+    for alias, name in [("ig", "integrated_gradients"), ("dl", "deeplift"), ("lrp", "epsilon_lrp")]:
+        torch.testing.assert_close(taylorlens.attribute(model, x, 1, alias), taylorlens.attribute(model, x, 1, name))
