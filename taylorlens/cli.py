@@ -23,7 +23,7 @@ def _bench(args: argparse.Namespace) -> None:
     chosen = config.load(args.config)
     if args.scale != 1.0:
         chosen = chosen.scaled(args.scale)
-    runner.run(chosen, args.out, engine=args.engine, show_progress=not args.no_progress)
+    runner.run(chosen, args.out, engine=args.engine, address=args.address, show_progress=not args.no_progress)
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -51,7 +51,11 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("config", help="a TOML config, e.g. benchmarks/papers/ancona_fig4.toml")
     bench.add_argument("--out", required=True, help="results directory (the store is DIR/results.sqlite)")
     bench.add_argument("--scale", type=float, default=1.0, help="multiply the number of samples")
-    bench.add_argument("--engine", default="local", help="execution engine: local")
+    bench.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="where shards run: local (this process) or ray (Ray workers; pip install taylorlens[ray])")
+    bench.add_argument("--address", default=None,
+                       help="Ray cluster for --engine ray: auto (the one `ray start` joined here), HOST:6379 "
+                       "or ray://HOST:10001; default: a new Ray instance on this machine")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
     bench.set_defaults(run=_bench)
     report = commands.add_parser("report", help="render a results directory as one self-contained HTML file")
@@ -63,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit with status 2."""
     from taylorlens.bench.config import ConfigError
+    from taylorlens.bench.engines import EngineError
     from taylorlens.bench.store import StoreError
     from taylorlens.explain import ExplainError
     from taylorlens.zoo import MissingDataError
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except (ExplainError, AttributionInputError, MissingDataError, FileNotFoundError, ConfigError,
-            StoreError) as error:
+            StoreError, EngineError) as error:
         print(f"taylorlens {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -8,7 +8,6 @@ import math
 import platform
 import statistics
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +15,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from taylorlens import __version__, zoo
+from taylorlens import __version__
 from taylorlens.bench.config import BenchConfig
 from taylorlens.bench.data import load_data
-from taylorlens.bench.shards import Shard, ShardResult, compute_shard, metric_key
+from taylorlens.bench.engines import Engine, make_engine
+from taylorlens.bench.shards import Shard, ShardResult, metric_key
 from taylorlens.bench.store import Store
-
-ENGINES = ("local",)
 
 
 @dataclass(frozen=True)
@@ -52,11 +50,11 @@ def plan(config: BenchConfig, store: Store) -> Iterator[tuple[Shard, bool]]:
                 yield shard, set(samples) <= done
 
 
-def environment(config: BenchConfig) -> dict[str, str]:
+def environment(config: BenchConfig, engine: Engine) -> dict[str, str]:
     return {
         "taylorlens": __version__, "torch": torch.__version__, "python": platform.python_version(),
         "platform": platform.platform(), "device": config.device, "threads": str(torch.get_num_threads()),
-        "seed": str(config.seed),
+        "seed": str(config.seed), "engine": engine.description,
     }
 
 
@@ -64,52 +62,49 @@ def run(
     config: BenchConfig,
     out: str | Path,
     *,
-    engine: str = "local",
+    engine: str | Engine = "local",
+    address: str | None = None,
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> RunReport:
-    """Compute what the store in ``out`` is missing for ``config``; print a summary table."""
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    """Compute what the store in ``out`` is missing for ``config``; print a summary table.
+
+    ``engine`` is a name ("local" or "ray"; ``address`` is the Ray cluster for "ray"), created and closed
+    here, or an :class:`Engine` the caller keeps open across runs. Whatever the engine, this process is the
+    only one writing the store: each shard's rows land in one transaction as its result arrives.
+    """
     start = time.perf_counter()
-    store = Store(out)
+    chosen = make_engine(engine, address=address) if isinstance(engine, str) else engine
     try:
-        store.set_meta(f"config:{config.name}", config.source)
-        store.set_meta("environment", environment(config))
-        data = load_data(config)
-        shards = list(plan(config, store))
-        todo = [s for s, done in shards if not done]
-        echo(f"{config.name}: {len(shards)} shards, {len(shards) - len(todo)} already stored, {len(todo)} to compute")
-        compute_seconds = pass_seconds = 0.0
-        by_model: dict[str, list[Shard]] = defaultdict(list)
-        for shard in todo:
-            by_model[shard.model].append(shard)
-        for model_name, model_shards in by_model.items():
-            model = zoo.load(model_name, device=config.device)
-            targets = data.targets(config, model)
-            _store_gallery_inputs(store, config, data)
-            by_method: dict[str, list[Shard]] = defaultdict(list)
-            for shard in model_shards:
-                by_method[shard.method.label].append(shard)
-            for label, method_shards in by_method.items():
-                total = sum(len(s.samples) for s in method_shards)
-                with tqdm(total=total, disable=not show_progress, unit="sample", desc=f"{model_name} {label}"[:60],
-                          leave=False) as bar:
-                    for shard in method_shards:
-                        result = compute_shard(config, shard, model, data.inputs, targets)
-                        _write(store, result)
-                        compute_seconds += result.seconds
-                        pass_seconds += result.pass_seconds
-                        bar.update(len(shard.samples))
-        report = RunReport(len(todo), len(shards) - len(todo), compute_seconds, pass_seconds)
-        for line in summary_table(store, config):
-            echo(line)
-        if todo:
-            echo(f"time in model passes: {report.pass_share:.0%} of the {report.seconds:.1f} s spent computing shards "
-                 f"({time.perf_counter() - start:.1f} s wall time with data and model loading)")
-        return report
+        with Store(out) as store:
+            store.set_meta(f"config:{config.name}", config.source)
+            store.set_meta("environment", environment(config, chosen))
+            data = load_data(config)
+            shards = list(plan(config, store))
+            todo = [s for s, done in shards if not done]
+            echo(f"{config.name}: {len(shards)} shards, {len(shards) - len(todo)} already stored, {len(todo)} to "
+                 f"compute on {chosen.description}")
+            if todo:
+                _store_gallery_inputs(store, config, data)
+            compute_seconds = pass_seconds = 0.0
+            with tqdm(total=sum(len(s.samples) for s in todo), disable=not show_progress, unit="sample",
+                      desc=config.name[:30], leave=False) as bar:
+                for result in chosen.results(config, todo):
+                    _write(store, result)
+                    compute_seconds += result.seconds
+                    pass_seconds += result.pass_seconds
+                    bar.set_postfix_str(f"{result.shard.model} {result.shard.method.label}"[:50], refresh=False)
+                    bar.update(len(result.shard.samples))
+            report = RunReport(len(todo), len(shards) - len(todo), compute_seconds, pass_seconds)
+            for line in summary_table(store, config):
+                echo(line)
+            if todo:
+                echo(f"time in model passes: {report.pass_share:.0%} of the {report.seconds:.1f} s spent computing "
+                     f"shards ({time.perf_counter() - start:.1f} s wall time with data and model loading)")
+            return report
     finally:
-        store.close()
+        if isinstance(engine, str):
+            chosen.close()
 
 
 def _write(store: Store, result: ShardResult) -> None:
