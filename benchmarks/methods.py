@@ -303,7 +303,7 @@ SETUPS = {
         window=(3, 56, 56),
         repeats=3,
         budget=20.0,
-        pass_sizes=(1, 2, 4, 8, 16),
+        pass_sizes=(1, 2, 4, 8),
     ),
 }
 QUICK = {

@@ -26,6 +26,8 @@ CANDIDATES = (8, 16, 32, 64, 128, 256, 512)
 #: Measuring stops once it has taken this share of the job's estimated time (or MIN_MEASURE_SECONDS if more).
 MEASURE_SHARE = 0.25
 MIN_MEASURE_SECONDS = 0.2
+#: Sizes measured within this fraction of the cheapest count as equally cheap; the largest of them is used.
+TOLERANCE = 0.1
 
 _measured: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _measured_callables: dict[tuple, int] = {}
@@ -71,6 +73,8 @@ def _measure(example: Tensor, run: Callable[[int], object], candidates: list[int
     (allocation, kernel selection), and the faster of two drops most interruptions by other processes. The
     ladder stops after two sizes in a row that are not cheaper per point than the best so far, or once
     measuring has taken ``MEASURE_SHARE`` of the job's estimated time (``n_points`` at the best cost so far).
+    The largest size within ``TOLERANCE`` of the cheapest is returned: on a loaded machine small chunks are
+    hurt most (threads wait for each other in every operation), while a slightly larger one costs little.
     """
     costs: dict[int, float] = {}
     spent, worse_in_a_row = 0.0, 0
@@ -82,7 +86,8 @@ def _measure(example: Tensor, run: Callable[[int], object], candidates: list[int
         worse_in_a_row = 0 if best == size else worse_in_a_row + 1
         if worse_in_a_row == 2 or spent > max(MIN_MEASURE_SECONDS, MEASURE_SHARE * n_points * costs[best]):
             break
-    return min(costs, key=costs.__getitem__)
+    cheapest = min(costs.values())
+    return max(size for size, cost in costs.items() if cost <= (1 + TOLERANCE) * cheapest)
 
 
 def _timed(example: Tensor, run: Callable[[int], object], size: int) -> float:
