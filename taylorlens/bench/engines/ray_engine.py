@@ -101,6 +101,10 @@ class RayEngine:
                     f"a Ray worker died {self.max_restarts + 1} times on shard {shard.model} {shard.method.label} "
                     f"batch {shard.batch}; the shards computed so far are stored and a rerun resumes ({error})"
                 ) from None
+            except self.ray.exceptions.RayTaskError as error:
+                if error.cause is None:
+                    raise
+                raise error.cause from error  # the shard's own exception; the worker's traceback is its cause
             submit(worker)
             yield result
 
