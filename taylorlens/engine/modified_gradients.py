@@ -78,9 +78,23 @@ class Rule:
         raise NotImplementedError
 
 
+class _MultipliedGradient(torch.autograd.Function):
+    """Identity on ``out`` whose backward to ``z`` multiplies the incoming gradient by ``multiplier``."""
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor, out: Tensor, multiplier: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(multiplier)
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        (multiplier,) = ctx.saved_tensors
+        return grad_out * multiplier, None, None
+
+
 def with_multiplier(z: Tensor, out: Tensor, multiplier: Tensor) -> Tensor:
     """``out`` in value, ``multiplier * dz`` in gradient (the modified chain rule of Eq. 5)."""
-    return out.detach() + multiplier.detach() * (z - z.detach())
+    return _MultipliedGradient.apply(z, out.detach(), multiplier.detach())
 
 
 def derivative(f: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
@@ -111,9 +125,11 @@ class RescaleRule(Rule):
         delta = z_x - z_ref
         tol = torch.finfo(z.dtype).eps ** 0.5 * torch.clamp(z_x.abs(), min=1.0)
         small = delta.abs() <= tol
-        ratio = (out[:n].detach() - out[n:].detach()) / torch.where(small, torch.ones_like(delta), delta)
-        slope = derivative(f, (z_x + z_ref) / 2)
-        multiplier = torch.where(small, slope, ratio)
+        if bool(small.any()):
+            ratio = (out[:n] - out[n:]) / torch.where(small, torch.ones_like(delta), delta)
+            multiplier = torch.where(small, derivative(f, (z_x + z_ref) / 2), ratio)
+        else:
+            multiplier = (out[:n] - out[n:]) / delta
         return with_multiplier(z, out, torch.cat([multiplier, multiplier]))
 
 
@@ -127,10 +143,12 @@ class EpsilonRule(Rule):
 
     def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
         zd = z.detach()
-        sign = torch.where(zd >= 0, torch.ones_like(zd), -torch.ones_like(zd))
-        denominator = zd + self.epsilon * sign
-        safe = torch.where(denominator == 0, torch.ones_like(zd), denominator)
-        multiplier = torch.where(denominator == 0, derivative(f, zd), out.detach() / safe)
+        denominator = zd + self.epsilon * (2 * (zd >= 0).to(zd.dtype) - 1)
+        zero = denominator == 0
+        if bool(zero.any()):
+            multiplier = torch.where(zero, derivative(f, zd), out / torch.where(zero, torch.ones_like(zd), denominator))
+        else:
+            multiplier = out / denominator
         return with_multiplier(z, out, multiplier)
 
 
@@ -198,9 +216,10 @@ class _SwapNonlinearityGradients(TorchFunctionMode):
         def f(t: Tensor) -> Tensor:
             return func(t, *rest, **kwargs)
 
-        out = f(z)
         if not z.is_floating_point():
-            return out
+            return f(z)
+        with torch.no_grad():  # the value only: the rule decides the gradient
+            out = f(z)
         return self.rule.replace(f, z, out, self.n_points)
 
 
