@@ -79,6 +79,28 @@ def integrated_gradients(
     return request.gradient_sum(path_points(x, starts, alphas), weight)
 
 
+def expected_baselines(
+    x: Tensor, references: Tensor | None, sigma: float | None, n_samples: int, generator: torch.Generator
+) -> Tensor:
+    """Expected Gradients' baselines ``(B, N, ...)``: drawn uniformly from ``references`` (R, ...) or, when
+    ``references`` is None, from ``N(x, sigma^2)``."""
+    shape = (x.shape[0], n_samples)
+    if references is not None:
+        if not isinstance(references, Tensor) or references.shape[1:] != x.shape[1:]:
+            got = tuple(references.shape) if isinstance(references, Tensor) else type(references).__name__
+            raise AttributionInputError(
+                f"references must be a tensor of reference samples (R, {', '.join(map(str, x.shape[1:]))}), "
+                f"got {got}"
+            )
+        refs = references.to(dtype=x.dtype, device=x.device)
+        check_finite(refs, "references")
+        return refs[torch.randint(refs.shape[0], shape, generator=generator, device=x.device)]
+    if sigma is not None:
+        noise = torch.randn((*shape, *x.shape[1:]), generator=generator, dtype=x.dtype, device=x.device)
+        return x[:, None] + check_nonnegative("sigma", sigma) * noise
+    raise AttributionInputError("expected_gradients needs references (a tensor of samples) or sigma")
+
+
 @register
 class IntegratedGradients(Method):
     """Integrated Gradients with a Riemann/trapezoid/Gauss-Legendre rule and optional noise baselines.
@@ -123,23 +145,8 @@ class ExpectedGradients(Method):
         x = request.inputs
         n_samples = check_positive_int("n_samples", n_samples)
         generator = request.generator(seed)
+        starts = expected_baselines(x, references, sigma, n_samples, generator)
         shape = (x.shape[0], n_samples)
-        if references is not None:
-            if not isinstance(references, Tensor) or references.shape[1:] != x.shape[1:]:
-                got = tuple(references.shape) if isinstance(references, Tensor) else type(references).__name__
-                raise AttributionInputError(
-                    f"references must be a tensor of reference samples (R, {', '.join(map(str, x.shape[1:]))}), "
-                    f"got {got}"
-                )
-            refs = references.to(dtype=x.dtype, device=x.device)
-            check_finite(refs, "references")
-            index = torch.randint(refs.shape[0], shape, generator=generator, device=x.device)
-            starts = refs[index]
-        elif sigma is not None:
-            noise = torch.randn((*shape, *x.shape[1:]), generator=generator, dtype=x.dtype, device=x.device)
-            starts = x[:, None] + check_nonnegative("sigma", sigma) * noise
-        else:
-            raise AttributionInputError("expected_gradients needs references (a tensor of samples) or sigma")
         alphas = torch.rand(shape, generator=generator, dtype=x.dtype, device=x.device)
         tail = (1,) * (x.dim() - 1)
 

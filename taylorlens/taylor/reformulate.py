@@ -32,10 +32,11 @@ import torch
 from torch import Tensor
 
 from taylorlens.engine import Points, Request, RescaleRule, broadcast_baseline, inputs_points
-from taylorlens.engine.checks import AttributionInputError, check_finite, check_nonnegative, check_positive_int
+from taylorlens.engine.checks import AttributionInputError, check_positive_int
 from taylorlens.engine.hessian import hvp_chunks
 from taylorlens.engine.modified_gradients import with_multiplier
 from taylorlens.methods.occlusion import outer_masks, spread, window_masks, window_shape
+from taylorlens.methods.paths import expected_baselines
 from taylorlens.taylor.terms import taylor_attribution
 
 #: Reformulated methods and the options each accepts (with their defaults, the methods' own).
@@ -157,19 +158,7 @@ def _expected_gradients(
     """
     x = request.inputs
     n_samples = check_positive_int("n_samples", n_samples)
-    generator = request.generator(seed)
-    shape = (x.shape[0], n_samples)
-    if references is not None:
-        if not isinstance(references, Tensor) or references.shape[1:] != x.shape[1:]:
-            raise AttributionInputError(f"references must be a tensor of samples (R, {tuple(x.shape[1:])})")
-        refs = references.to(dtype=x.dtype, device=x.device)
-        check_finite(refs, "references")
-        starts = refs[torch.randint(refs.shape[0], shape, generator=generator, device=x.device)]
-    elif sigma is not None:
-        noise = torch.randn((*shape, *x.shape[1:]), generator=generator, dtype=x.dtype, device=x.device)
-        starts = x[:, None] + check_nonnegative("sigma", sigma) * noise
-    else:
-        raise AttributionInputError("expected_gradients needs references (a tensor of samples) or sigma")
+    starts = expected_baselines(x, references, sigma, n_samples, request.generator(seed))
     deltas = starts - x[:, None]
     total = torch.zeros_like(x)
     job = Points(x, n_samples, lambda s, v: x[s])
