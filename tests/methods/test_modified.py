@@ -4,32 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import taylorlens
-
-
-class ImplementationF(nn.Module):
-    """IG paper Appendix B / Fig. 14: ``f(x1, x2) = ReLU(ReLU(x1) - 1 - ReLU(x2))``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(F.relu(x[:, 0]) - 1 - F.relu(x[:, 1]))
-
-
-class ImplementationG(nn.Module):
-    """The functionally equivalent ``g(x1, x2) = ReLU(ReLU(x1 - 1) - ReLU(x2))``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(F.relu(x[:, 0] - 1) - F.relu(x[:, 1]))
-
-
-class ProductExample(nn.Module):
-    """Ancona et al. Sec. 3.1: ``h(x1, x2) = ReLU(x1 - 1) * ReLU(x2)``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x[:, 0] - 1) * F.relu(x[:, 1])
-
+from taylorlens.zoo.counterexamples import AppendixBF, AppendixBG, ReluProduct
 
 POINT = torch.tensor([[3.0, 1.0]], dtype=torch.float64)
 
@@ -85,7 +63,7 @@ def slow_epsilon_lrp(model: nn.Sequential, x, target, epsilon):
 
 @pytest.mark.parametrize(
     ("model", "expected"),
-    [(ImplementationF(), [[1.5, -0.5]]), (ImplementationG(), [[2.0, -1.0]])],
+    [(AppendixBF(), [[1.5, -0.5]]), (AppendixBG(), [[2.0, -1.0]])],
     ids=["f", "g"],
 )
 def test_deeplift_breaks_implementation_invariance_on_the_appendix_b_networks(model, expected):
@@ -100,7 +78,7 @@ def test_deeplift_breaks_implementation_invariance_on_the_appendix_b_networks(mo
 def test_guided_backprop_and_deconvnet_give_zero_to_x2_on_the_appendix_b_network(method):
     # IG paper Appendix B: f decreases in x2, yet the negative signal at ReLU(x2) is never passed back.
     for x in (POINT, torch.tensor([[5.0, 2.0]], dtype=torch.float64)):
-        maps = taylorlens.attribute(ImplementationF().eval(), x, method=method)
+        maps = taylorlens.attribute(AppendixBF().eval(), x, method=method)
         assert maps[0, 1].item() == 0.0
         assert maps[0, 0].item() == 1.0
 
@@ -109,7 +87,7 @@ def test_deeplift_misses_completeness_on_a_multiplicative_unit():
     # Ancona Sec. 3.1. Zero baseline: ReLU(x1 - 1) has multiplier (2 - 0) / (2 - -1) = 2/3, ReLU(x2) has 1,
     # the product keeps its ordinary gradient (1, 2): DeepLIFT = (3 * 2/3 * 1, 1 * 1 * 2) = (2, 2), summing
     # to 4 while h(x) - h(0) = 2.
-    maps = taylorlens.attribute(ProductExample().eval(), POINT, method="deeplift")
+    maps = taylorlens.attribute(ReluProduct().eval(), POINT, method="deeplift")
     torch.testing.assert_close(maps, torch.tensor([[2.0, 2.0]], dtype=torch.float64))
     assert maps.sum().item() != pytest.approx(2.0)
 

@@ -4,39 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import taylorlens
 from taylorlens.methods.quadrature import RULES, quadrature
-
-
-class SensitivityExample(nn.Module):
-    """IG paper Sec. 3: ``f(x) = 1 - ReLU(1 - x)``, flat for x >= 1."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 1 - F.relu(1 - x[:, 0])
-
-
-class ImplementationF(nn.Module):
-    """IG paper Appendix B / Fig. 14: ``f(x1, x2) = ReLU(ReLU(x1) - 1 - ReLU(x2))``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(F.relu(x[:, 0]) - 1 - F.relu(x[:, 1]))
-
-
-class ImplementationG(nn.Module):
-    """The functionally equivalent ``g(x1, x2) = ReLU(ReLU(x1 - 1) - ReLU(x2))``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(F.relu(x[:, 0] - 1) - F.relu(x[:, 1]))
-
-
-class ProductExample(nn.Module):
-    """Ancona et al. Sec. 3.1: ``h(x1, x2) = ReLU(x1 - 1) * ReLU(x2)``, a multiplicative unit."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x[:, 0] - 1) * F.relu(x[:, 1])
+from taylorlens.zoo.counterexamples import AppendixBF, AppendixBG, ReluProduct, SaturatedReLU
 
 
 def slow_integrated_gradients(model, x, target, baseline, steps):
@@ -73,14 +45,14 @@ def test_ig_completeness_on_softplus_mlp_with_error_shrinking_in_steps(make_mlp,
 
 def test_ig_sensitivity_example_gives_one_where_the_gradient_is_zero():
     x = torch.tensor([[2.0]], dtype=torch.float64)
-    model = SensitivityExample().eval()
+    model = SaturatedReLU().eval()
     assert taylorlens.attribute(model, x, method="gradient").item() == 0.0
     # The kink sits at alpha = 1/2: midpoints avoid putting a node on it.
     ig = taylorlens.attribute(model, x, method="integrated_gradients", steps=100, rule="riemann_middle")
     torch.testing.assert_close(ig, torch.tensor([[1.0]], dtype=torch.float64))
 
 
-@pytest.mark.parametrize("model", [ImplementationF().eval(), ImplementationG().eval()], ids=["f", "g"])
+@pytest.mark.parametrize("model", [AppendixBF().eval(), AppendixBG().eval()], ids=["f", "g"])
 def test_ig_is_implementation_invariant_on_the_appendix_b_networks(model):
     # Derived from the definitions: on the path a * (3, 1) both networks are ReLU(2a - 1), whose gradient
     # is (1, -1) for a > 1/2, so IG = (3 * 1/2, 1 * -1/2) = (1.5, -0.5). The extracted Fig. 14 text shows
@@ -93,7 +65,7 @@ def test_ig_is_implementation_invariant_on_the_appendix_b_networks(model):
 def test_ig_keeps_completeness_on_the_multiplicative_example():
     # h(a * (3, 1)) = ReLU(3a - 1) * a: IG_1 = 3 * int_{1/3}^1 a da = 4/3, IG_2 = int_{1/3}^1 (3a - 1) da = 2/3.
     x = torch.tensor([[3.0, 1.0]], dtype=torch.float64)
-    model = ProductExample().eval()
+    model = ReluProduct().eval()
     ig = taylorlens.attribute(model, x, method="integrated_gradients", steps=3000, rule="riemann_middle")
     torch.testing.assert_close(ig, torch.tensor([[4 / 3, 2 / 3]], dtype=torch.float64), atol=1e-6, rtol=0)
     assert ig.sum().item() == pytest.approx(2.0, abs=1e-6)

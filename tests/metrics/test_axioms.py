@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 import taylorlens
+from taylorlens.zoo.counterexamples import SaturatedReLU
 
 
 class AppendixB(nn.Module):
@@ -50,7 +51,7 @@ def test_guided_backprop_and_deconvnet_break_sensitivity_on_appendix_b(point, me
 
 def test_gradients_break_sensitivity_through_saturation():
     # Sec. 2.5: f(x) = 1 - ReLU(1 - x) from x = 0 to x = 2
-    model = lambda x: 1 - torch.relu(1 - x[:, 0])  # noqa: E731
+    model = SaturatedReLU()
     x = torch.tensor([[2.0]], dtype=torch.float64)
     assert taylorlens.axioms.check("gradient", model, x)["sensitivity"].passed is False
     assert taylorlens.axioms.check("integrated_gradients", model, x)["sensitivity"].passed is True
