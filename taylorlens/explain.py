@@ -2,7 +2,9 @@
 
 Per input sample it writes ``attributions/<method>.npy`` (all samples stacked), ``sample_<i>.png`` (the
 input, then one map per method), ``grid.png`` (all samples) and ``summary.json`` (predicted label and score,
-each map's completeness gap ``sum(a) - (f(x) - f(0))``, time per method).
+each map's completeness gap ``sum(a) - (f(x) - f(0))``, time per method). It also draws the IG paper's
+views: ``interior_gradients.png`` (a strip over alpha per input), ``interior_gradients.gif`` (the same
+animated) and ``saturation.png`` (target score and probability along the scaling path, every input).
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from taylorlens import zoo
 from taylorlens.engine import UnsupportedModelError
 from taylorlens.methods import attribute, methods
 from taylorlens.methods.registry import ALIASES
+from taylorlens.metrics.saturation import scaling_path
 from taylorlens.report.heatmaps import heatmap_grid
+from taylorlens.report.ig_views import interior_gif, interior_strip, saturation_plot
+
+#: Alphas of the interior-gradient strip (IG paper, Fig. 3 shows a handful between 0 and 1).
+STRIP_ALPHAS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 DEFAULT_MODEL = "digits_cnn_relu"
 DEFAULT_INPUTS = "digits"
@@ -106,6 +114,15 @@ def method_options(name: str, inputs: LoadedInputs) -> dict[str, Any]:
     return {}
 
 
+def _ig_views(model: Callable, x: Tensor, target: Tensor, labels: list[str], out: Path) -> None:
+    """Interior-gradient strip and GIF, and the saturation plot (IG paper, Figs. 2-4)."""
+    alphas = torch.tensor(STRIP_ALPHAS, dtype=x.dtype)
+    interior = attribute(model, x, target, "interior_gradients", alphas=alphas)
+    interior_strip(interior, alphas, out / "interior_gradients.png", labels)
+    interior_gif(interior, out / "interior_gradients.gif")
+    saturation_plot(scaling_path(model, x, target), out / "saturation.png", labels)
+
+
 def explain(
     model_spec: str = DEFAULT_MODEL,
     inputs_spec: str = DEFAULT_INPUTS,
@@ -116,6 +133,7 @@ def explain(
     device: str = "cpu",
     normalisation: str = "signed",
     progress: Callable[[str], None] = print,
+    show_progress: bool = True,
 ) -> dict[str, Any]:
     """Run the explain job and return its summary (also written to ``out/summary.json``)."""
     out = Path(out)
@@ -136,7 +154,9 @@ def explain(
     maps: dict[str, Tensor] = {}
     summary: dict[str, Any] = {"model": model_spec, "inputs": inputs_spec, "methods": {}, "samples": []}
     (out / "attributions").mkdir(parents=True, exist_ok=True)
-    for index, name in enumerate(method_names, start=1):
+    bar = tqdm(method_names, unit="method", disable=not show_progress, leave=False)
+    for index, name in enumerate(bar, start=1):
+        bar.set_postfix_str(name)
         start = time.perf_counter()
         try:
             maps[name] = attribute(model, x, predicted, name, **method_options(name, data))
@@ -157,6 +177,8 @@ def explain(
                      display=display)
         summary["samples"].append({"input": data.labels[i], "predicted": labels[i], "score": float(scores[i])})
     heatmap_grid(x, maps, out / "grid.png", row_titles=rows, mode=normalisation, display=data.display)
+    _ig_views(model, x, predicted, data.labels, out)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    progress(f"wrote {out / 'grid.png'}, {x.shape[0]} sample PNGs, attributions/*.npy and summary.json to {out}")
+    progress(f"wrote {out / 'grid.png'}, {x.shape[0]} sample PNGs, attributions/*.npy, summary.json, "
+             f"interior_gradients.png/.gif and saturation.png to {out}")
     return summary

@@ -25,6 +25,11 @@ def test_explain_default_writes_real_pngs_arrays_and_summary(tmp_path):
     scores = [s["score"] for s in summary["samples"]]
     ig_gaps = summary["methods"]["integrated_gradients"]["completeness_gap"]
     assert len(ig_gaps) == 2 and all(abs(g) < 0.05 * abs(s) for g, s in zip(ig_gaps, scores, strict=True))
+    with Image.open(tmp_path / "interior_gradients.gif") as gif:
+        assert gif.n_frames == 10  # one frame per alpha of the strip
+    for view in ("interior_gradients.png", "saturation.png"):
+        with Image.open(tmp_path / view) as image:
+            assert image.size[0] > 300
     maps = np.load(tmp_path / "attributions" / "integrated_gradients.npy")
     assert maps.shape == (2, 1, 8, 8)
 

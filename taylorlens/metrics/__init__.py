@@ -11,6 +11,7 @@ from taylorlens.metrics.features import FeatureGroups, feature_groups
 from taylorlens.metrics.infidelity import Infidelity, infidelity
 from taylorlens.metrics.localization import attribution_in_box, bbox_accuracy
 from taylorlens.metrics.perturbation import AUPC, PRESETS, PerturbationCurve, aupc, perturbation_curve
+from taylorlens.metrics.saturation import ScalingPath, scaling_path
 from taylorlens.metrics.sensitivity import SensitivityN, default_n_grid, pearson, sensitivity_n
 from taylorlens.metrics.smoothness import (
     MultiScaleTV,
@@ -23,7 +24,8 @@ from taylorlens.metrics.smoothness import (
 
 __all__ = [
     "AUPC", "CompletenessGap", "FeatureGroups", "Infidelity", "MultiScaleTV", "PRESETS", "PerturbationCurve",
-    "SensitivityN", "aopc", "aopc_curve", "attribution_in_box", "aupc", "autvc", "average_total_variation",
-    "bbox_accuracy", "completeness_gap", "default_n_grid", "feature_groups", "gaussian_pyramid", "infidelity",
-    "pearson", "perturbation_curve", "saliency_map", "sensitivity_n", "simpson", "total_variation", "trapezoid",
+    "ScalingPath", "SensitivityN", "aopc", "aopc_curve", "attribution_in_box", "aupc", "autvc",
+    "average_total_variation", "bbox_accuracy", "completeness_gap", "default_n_grid", "feature_groups",
+    "gaussian_pyramid", "infidelity", "pearson", "perturbation_curve", "saliency_map", "scaling_path",
+    "sensitivity_n", "simpson", "total_variation", "trapezoid",
 ]
