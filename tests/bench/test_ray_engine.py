@@ -6,9 +6,11 @@ import math
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +29,20 @@ SMALL = {
                 {"name": "smoothgrad", "inner": "gradient", "n_samples": 6}],
     "metrics": [{"name": "completeness_gap"}, {"name": "aupc", "k": 2, "L": 8, "P": 16}],
 }
-#: Shards of a few tenths of a second, so that a worker can be killed in the middle of one.
-SLOW = {
-    "name": "ray-slow", "seed": 0, "batch_size": 4, "models": ["digits_cnn_relu"],
-    "data": {"dataset": "digits", "samples": 40},
-    "methods": [{"name": "integrated_gradients", "steps": 256}],
-    "metrics": [{"name": "completeness_gap"}],
-}
+#: Shards of a few tenths of a second, so that a worker or the driver can be killed in the middle of the run.
+SLOW = """
+name = "ray-slow"
+batch_size = 4
+models = ["digits_cnn_relu"]
+[data]
+dataset = "digits"
+samples = 40
+[[methods]]
+name = "integrated_gradients"
+steps = 256
+[[metrics]]
+name = "completeness_gap"
+"""
 QUIET = {"show_progress": False, "echo": lambda line: None}
 
 
@@ -65,23 +74,38 @@ def assert_same_store(directory: Path, reference: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def ray_engine():
-    """A local Ray instance with 2 CPUs and one engine (2 one-CPU workers) shared by the module's tests."""
+def ray_session():
+    """A local Ray instance with 2 CPUs, shared by the module's tests."""
     ray = pytest.importorskip("ray", reason="the Ray engine needs the optional extra: pip install taylorlens[ray]")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray_engine(ray_session):
+    """An engine with two 1-CPU workers; closing it frees the CPUs for the next test."""
     from taylorlens.bench.engines import RayEngine
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     engine = RayEngine()
     yield engine
     engine.close()
-    ray.shutdown()
+
+
+def local_store(tmp_path_factory, source: dict) -> Path:
+    out = tmp_path_factory.mktemp("local")
+    runner.run(bench_config.parse(source), out, **QUIET)
+    return out
 
 
 @pytest.fixture(scope="module")
 def local_reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("local")
-    runner.run(bench_config.parse(SMALL), out, **QUIET)
-    return out
+    return local_store(tmp_path_factory, SMALL)
+
+
+@pytest.fixture(scope="module")
+def slow_reference(tmp_path_factory):
+    return local_store(tmp_path_factory, tomllib.loads(SLOW))
 
 
 def test_ray_engine_without_ray_says_how_to_install_it(tmp_path, monkeypatch, capsys):
@@ -146,11 +170,8 @@ def stored_attributions(path: Path) -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds Ray's worker processes through /proc")
-def test_worker_killed_mid_shard_loses_nothing_and_writes_nothing_twice(tmp_path, ray_engine):
-    config = bench_config.parse(SLOW)
-    reference = tmp_path / "local"
-    runner.run(config, reference, **QUIET)
-
+def test_worker_killed_mid_shard_loses_nothing_and_writes_nothing_twice(tmp_path, ray_engine, slow_reference):
+    config = bench_config.parse(tomllib.loads(SLOW))
     out = tmp_path / "ray"
     killed: list[int] = []
 
@@ -170,6 +191,28 @@ def test_worker_killed_mid_shard_loses_nothing_and_writes_nothing_twice(tmp_path
 
     assert killed, "a worker must be killed during the run"
     assert report.computed == 10 and report.skipped == 0
-    assert_same_store(out, reference)
+    assert_same_store(out, slow_reference)
     workers = shard_worker_processes(busy=False)
     assert killed[0] not in workers and len(workers) == 2  # the killed actor was restarted
+
+
+def test_driver_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path, ray_session, ray_engine, slow_reference):
+    config_path = tmp_path / "slow.toml"
+    config_path.write_text(SLOW)
+    out = tmp_path / "ray"
+    # The killed driver joins this session's Ray instance: its job's actors die with it, nothing is left behind.
+    address = ray_session.get_runtime_context().gcs_address
+    driver = subprocess.Popen([sys.executable, "-m", "taylorlens", "bench", str(config_path), "--out", str(out),
+                               "--engine", "ray", "--address", address, "--no-progress"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 90
+    while time.time() < deadline and driver.poll() is None and stored_attributions(out / STORE_FILE) == 0:
+        time.sleep(0.02)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    stored = stored_attributions(out / STORE_FILE)
+    assert 0 < stored < 40, "the driver must be killed part-way"
+
+    resumed = runner.run(bench_config.parse(tomllib.loads(SLOW)), out, engine=ray_engine, **QUIET)
+    assert resumed.skipped > 0 and resumed.computed + resumed.skipped == 10
+    assert_same_store(out, slow_reference)
