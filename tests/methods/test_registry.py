@@ -94,7 +94,7 @@ def test_bad_option_values_get_clear_errors(make_mlp, make_inputs, method, optio
 
 def test_short_aliases_name_the_same_method():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double().eval()
     x = torch.randn(2, 3, dtype=torch.float64)
     for alias, name in [("ig", "integrated_gradients"), ("dl", "deeplift"), ("lrp", "epsilon_lrp")]:
         torch.testing.assert_close(taylorlens.attribute(model, x, 1, alias), taylorlens.attribute(model, x, 1, name))

@@ -7,7 +7,7 @@ from taylorlens.metrics import scaling_path
 
 def test_scaling_path_of_a_linear_model_is_linear_in_alpha_and_its_softmax_matches():
     torch.manual_seed(0)
-    model = torch.nn.Linear(5, 3).double()
+    model = torch.nn.Linear(5, 3).double().eval()
     x = torch.randn(4, 5, dtype=torch.float64)
     target = torch.tensor([0, 1, 2, 1])
     path = scaling_path(model, x, target, alphas=[0.0, 0.25, 1.0], batch_size=5)

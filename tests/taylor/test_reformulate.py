@@ -37,7 +37,7 @@ def test_integrated_gradients_reformulation_differs_only_by_quadrature_error(qua
     for steps in (10, 100):
         original = taylorlens.attribute(quadratic, batch, TARGETS, "integrated_gradients", steps=steps)
         assert taylor.percentage_change(original, reformulated) > FLOAT_ZERO
-        gaps.append((original - reformulated).norm())
+        gaps.append(float((original - reformulated).norm()))
     # the right Riemann sum of an affine integrand errs by exactly (slope) / (2 M): 10x more steps, 10x less
     assert gaps[1] == pytest.approx(gaps[0] / 10, rel=1e-9)
 

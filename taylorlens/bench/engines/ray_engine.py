@@ -98,8 +98,9 @@ class RayEngine:
                 result = self.ray.get(ready)
             except self.ray.exceptions.RayActorError as error:
                 raise EngineError(
-                    f"a Ray worker died {self.max_restarts + 1} times on shard {shard.model} {shard.method.label} "
-                    f"batch {shard.batch}; the shards computed so far are stored and a rerun resumes ({error})"
+                    f"a Ray worker died on shard {shard.model} {shard.method.label} batch {shard.batch} and could "
+                    f"not be restarted (at most {self.max_restarts} restarts); the shards computed so far are "
+                    f"stored and a rerun resumes ({error})"
                 ) from None
             except self.ray.exceptions.RayTaskError as error:
                 if error.cause is None:
