@@ -105,12 +105,15 @@ def load_inputs(spec: str, model_name: str, count: int) -> LoadedInputs:
 
 
 def method_options(name: str, inputs: LoadedInputs) -> dict[str, Any]:
-    """Options that depend on the data: references for Expected Gradients."""
+    """Options that depend on the data: references for Expected Gradients, patch occlusion for photos."""
     if name == "expected_gradients":
         return {"references": inputs.references, "seed": 0} if inputs.references is not None else {
             "sigma": 0.5, "seed": 0}
     if name in ("smoothgrad", "smooth_taylor"):
         return {"seed": 0}
+    if name == "occlusion" and inputs.x.dim() == 4 and inputs.x.shape[-1] >= 64:
+        # photos: 16x16 patches over all channels, stride 8 (Occlusion-1 would be 150,528 passes per image)
+        return {"window": (inputs.x.shape[1], 16, 16), "stride": (inputs.x.shape[1], 8, 8)}
     return {}
 
 
