@@ -28,6 +28,13 @@ def pixel_scores(attributions: Tensor, absolute: bool = True) -> Tensor:
     return as_images(values).sum(1)
 
 
+def scores_and_boxes(attributions: Tensor, boxes: Any, absolute: bool) -> tuple[Tensor, Tensor]:
+    """Pixel scores ``(B, H, W)`` and the matching bool box masks ``(B, H, W)``."""
+    scores = pixel_scores(attributions, absolute)
+    batch, height, width = scores.shape
+    return scores, box_masks(boxes, batch, height, width, scores.device)
+
+
 def box_masks(boxes: Any, batch: int, height: int, width: int, device: torch.device) -> Tensor:
     """``(B, H, W)`` bool masks from masks or ``(top, left, bottom, right)`` boxes."""
     if not isinstance(boxes, Tensor):
@@ -58,9 +65,8 @@ def bbox_accuracy(
     """Bounding-box accuracy ``m / n`` per input (Deng et al. 2021, "Attribution Assessment"; Schulz et
     al. 2020): ``n`` = pixels in the box, ``m`` = how many of the ``n`` highest-scoring pixels are inside.
     Ties are broken by position (``torch.topk``)."""
-    scores = pixel_scores(only_attributions(model, inputs, attributions), absolute)
-    batch, height, width = scores.shape
-    masks = box_masks(boxes, batch, height, width, scores.device).flatten(1)
+    scores, masks = scores_and_boxes(only_attributions(model, inputs, attributions), boxes, absolute)
+    masks = masks.flatten(1)
     sizes = masks.sum(1)
     order = scores.flatten(1).argsort(dim=1, descending=True, stable=True)
     rank = order.argsort(dim=1)
@@ -79,9 +85,7 @@ def attribution_in_box(
 ) -> Tensor:
     """Share of the pixel attribution inside the box per input (IG paper, Sec. 2.7): ``sum_box s / sum s``
     with ``s`` the pixel scores (0 when all scores are 0)."""
-    scores = pixel_scores(only_attributions(model, inputs, attributions), absolute)
-    batch, height, width = scores.shape
-    masks = box_masks(boxes, batch, height, width, scores.device)
+    scores, masks = scores_and_boxes(only_attributions(model, inputs, attributions), boxes, absolute)
     total = scores.flatten(1).sum(1)
     inside = (scores * masks).flatten(1).sum(1)
     return torch.where(total != 0, inside / torch.where(total != 0, total, 1), 0.0)
