@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,19 @@ class BenchData:
             return self.labels
         with torch.inference_mode():
             return torch.cat([model(chunk).argmax(1) for chunk in self.inputs.split(64)])
+
+
+@functools.lru_cache(maxsize=4)
+def reference_samples(dataset: str, spec: str, device: str) -> Tensor:
+    """Reference samples named in a config, e.g. Expected Gradients' ``references = "train:200"``: the first
+    200 samples of the data set's training split (a fixed choice, so the method's key stays meaningful)."""
+    split, _, count = spec.partition(":")
+    if split != "train" or not count.isdigit() or int(count) < 1:
+        raise ConfigError(f"references must be 'train:N' (the first N training samples), got {spec!r}")
+    if dataset == "photos":
+        raise ConfigError("references 'train:N' needs a data set with a training split (digits, fashion_mnist)")
+    x, _ = zoo.dataset(dataset, split="train")
+    return x[: int(count)].to(device)
 
 
 def load_data(config: BenchConfig) -> BenchData:

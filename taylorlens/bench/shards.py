@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from taylorlens.bench.config import BenchConfig, Entry
+from taylorlens.bench.data import reference_samples
 from taylorlens.bench.measures import measure
 from taylorlens.bench.store import ResultRow
 from taylorlens.engine.pass_clock import pass_seconds
@@ -51,8 +52,11 @@ def metric_key(metric: Entry, method_key: str) -> str:
 
 
 def method_options(config: BenchConfig, method: Entry, batch: int) -> dict[str, Any]:
-    """The entry's options, with the batch's seed for stochastic methods that were given none."""
+    """The entry's options, with the batch's seed for stochastic methods that were given none, and named
+    reference samples (``references = "train:N"``) loaded."""
     options = dict(method.options)
+    if isinstance(options.get("references"), str):
+        options["references"] = reference_samples(config.dataset, options["references"], config.device)
     if "seed" in method_class(method.name).accepted() and "seed" not in options:
         options["seed"] = config.seed + batch
     return options

@@ -140,3 +140,16 @@ def test_config_errors_name_the_field(tmp_path):
     bad.write_text('models = ["digits_mlp_relu"]\n[data]\ndataset = "cifar"\n[[methods]]\nname = "gradient"\n')
     with pytest.raises(bench_config.ConfigError, match="data.dataset"):
         bench_config.load(bad)
+
+
+def test_expected_gradients_references_can_name_training_samples(tmp_path):
+    config = tmp_path / "eg.toml"
+    config.write_text('name = "eg"\nbatch_size = 4\nmodels = ["digits_mlp_relu"]\n[data]\ndataset = "digits"\n'
+                      'samples = 4\n[[methods]]\nname = "expected_gradients"\nreferences = "train:20"\n'
+                      'n_samples = 8\n[[metrics]]\nname = "completeness_gap"\n')
+    report = runner.run(bench_config.load(config), tmp_path / "out", show_progress=False, echo=lambda line: None)
+    assert report.computed == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text(config.read_text().replace('"train:20"', '"all"'))
+    with pytest.raises(bench_config.ConfigError, match="train:N"):
+        runner.run(bench_config.load(bad), tmp_path / "out2", show_progress=False, echo=lambda line: None)
