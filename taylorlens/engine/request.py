@@ -66,9 +66,6 @@ class Request:
         """Gradients ``(B, variants, ...)`` and outputs ``(B, variants)`` at every point."""
         return passes.gradients(self.model, points, self.targets, rule=rule, batch_size=self.batch_size)
 
-    def gradient_chunks(self, points: Points, rule: Rule | None = None) -> Iterator[Chunk]:
-        return passes.gradient_chunks(self.model, points, self.targets, rule=rule, batch_size=self.batch_size)
-
     def gradient_sum(
         self, points: Points, weight: Callable[[Chunk], Tensor], rule: Rule | None = None
     ) -> Tensor:

@@ -63,9 +63,8 @@ class SmoothGrad(Method):
         x = request.inputs
         noise = gaussian_noise(request, n_samples, sigma, seed)
         noisy = (x[:, None] + noise).flatten(0, 1)
-        targets = None if request.targets is None else request.targets.repeat_interleave(n_samples)
         method = method_class(inner)(request.model, **inner_options)
-        maps = method.attribute(noisy, targets, batch_size=request.batch_size)
+        maps = method.attribute(noisy, request.repeated(n_samples, noisy).targets, batch_size=request.batch_size)
         lead = maps.shape[: maps.dim() - x.dim()]
         return maps.view(*lead, x.shape[0], n_samples, *x.shape[1:]).mean(dim=len(lead) + 1)
 

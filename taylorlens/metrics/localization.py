@@ -64,7 +64,7 @@ def bbox_accuracy(
 ) -> Tensor:
     """Bounding-box accuracy ``m / n`` per input (Deng et al. 2021, "Attribution Assessment"; Schulz et
     al. 2020): ``n`` = pixels in the box, ``m`` = how many of the ``n`` highest-scoring pixels are inside.
-    Ties are broken by position (``torch.topk``)."""
+    Ties are broken by position (stable sort)."""
     scores, masks = scores_and_boxes(only_attributions(model, inputs, attributions), boxes, absolute)
     masks = masks.flatten(1)
     sizes = masks.sum(1)
