@@ -12,8 +12,8 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 install:
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES) >/dev/null; }
-	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[test,ray]"
+	$(PIP) install --quiet -c constraints.txt torch==2.13.0
+	$(PIP) install --quiet -c constraints.txt -e ".[test,ray]"
 
 demo: install
 	$(PYTHON) -m taylorlens explain --out results/explain
