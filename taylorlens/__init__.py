@@ -8,7 +8,7 @@ metrics that evaluate attributions.
 from taylorlens import axioms as axioms  # taylorlens.axioms.check
 from taylorlens import metrics as metrics  # taylorlens.metrics.*
 from taylorlens import taylor as taylor  # registers the "taylor" method
-from taylorlens.engine import AttributionInputError, UnsupportedModelError
+from taylorlens.engine import AttributionInputError, UnsupportedModelError, sum_over
 from taylorlens.methods import (
     Deconvnet,
     DeepLift,
@@ -27,11 +27,13 @@ from taylorlens.methods import (
     attribute,
     methods,
 )
+from taylorlens.methods.generation import explain_generation
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AttributionInputError", "Deconvnet", "DeepLift", "EpsilonLRP", "ExpectedGradients", "Gradient",
     "GradientXInput", "GuidedBackprop", "IntegratedGradients", "InteriorGradients", "Method", "Occlusion",
-    "Saliency", "SmoothGrad", "SmoothTaylor", "UnsupportedModelError", "attribute", "methods",
+    "Saliency", "SmoothGrad", "SmoothTaylor", "UnsupportedModelError", "attribute", "explain_generation",
+    "methods", "sum_over",
 ]

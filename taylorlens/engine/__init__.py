@@ -1,6 +1,7 @@
 """How a model is evaluated: input checks, targets, batched/chunked passes and modified gradients."""
 
 from taylorlens.engine.checks import AttributionInputError, broadcast_baseline
+from taylorlens.engine.layout import sum_over
 from taylorlens.engine.modified_gradients import (
     DeconvReLURule,
     EpsilonRule,
@@ -10,15 +11,17 @@ from taylorlens.engine.modified_gradients import (
     UnsupportedModelError,
     modified_gradients,
 )
-from taylorlens.engine.passes import Chunk, Points, inputs_points
-from taylorlens.engine.request import Request
+from taylorlens.engine.passes import Chunk, PathPoints, Points, inputs_points
+from taylorlens.engine.request import MODEL_OPTIONS, Request
 
 __all__ = [
     "AttributionInputError",
     "Chunk",
     "DeconvReLURule",
+    "MODEL_OPTIONS",
     "EpsilonRule",
     "GuidedReLURule",
+    "PathPoints",
     "Points",
     "RescaleRule",
     "Request",
@@ -27,4 +30,5 @@ __all__ = [
     "broadcast_baseline",
     "inputs_points",
     "modified_gradients",
+    "sum_over",
 ]

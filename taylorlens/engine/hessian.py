@@ -1,4 +1,4 @@
-"""Second-order passes: batched, chunked Hessian-vector products of the explained output.
+"""Second-order passes behind :class:`~taylorlens.engine.Request` (private: call the request's methods).
 
 The Taylor framework (Deng et al., AAAI 2021, Sec. "A General Taylor Attribution Framework") needs the
 gradient ``f_x``, products ``H_x v`` and the diagonal of ``H_x``, never the Hessian itself. A job is a
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -27,8 +28,9 @@ from torch.func import grad, jvp
 
 from taylorlens.engine.checks import AttributionInputError, check_positive_int
 from taylorlens.engine.passes import Builder, Chunk, Points, inputs_points, run_chunks
-from taylorlens.engine.request import Request
-from taylorlens.engine.targets import select_outputs
+
+if TYPE_CHECKING:
+    from taylorlens.engine.request import Request
 
 
 @dataclass(frozen=True)
@@ -44,20 +46,21 @@ def hvp_chunks(request: Request, points: Points, directions: Builder) -> Iterato
 
     ``directions(sample, variant)`` gives the vectors ``v`` (``(n, ...)``, the points' shape) to multiply.
     """
-    model, targets = request.model, request.targets
+    targets = request.targets
 
     def evaluate(sample: Tensor, variant: Tensor) -> HessianChunk:
         batch = points.build(sample, variant).detach()
         vectors = directions(sample, variant).detach().to(batch.dtype)
         chosen = None if targets is None else targets[sample]
+        rows = request.rows[sample]
 
         def explained(point: Tensor) -> Tensor:
-            return select_outputs(model(point), chosen, point.shape[0])
+            return request.call.explained(point, rows, chosen)
 
         outputs, grads, hvps = _gradient_and_hvp(explained, batch, vectors)
         return HessianChunk(sample, variant, batch, outputs, grads, vectors, hvps)
 
-    yield from run_chunks(model, points, "hvp", evaluate, request.batch_size)
+    yield from run_chunks(request, points, "hvp", evaluate)
 
 
 def hessian_vector_products(request: Request, points: Points, directions: Builder) -> tuple[Tensor, Tensor, Tensor]:

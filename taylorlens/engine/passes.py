@@ -1,18 +1,24 @@
-"""The one batched evaluation path: every method and metric sends its model passes through here.
+"""The one batched evaluation path behind :class:`~taylorlens.engine.Request` (private: call the request).
 
-A job is a :class:`Points` set: ``variants`` evaluation points for each of the B input samples (IG steps,
+A job is a :class:`Points` set: ``variants`` evaluation points for each of the request's samples (IG steps,
 noise samples, baselines, occlusion windows, perturbed copies, ...), built lazily chunk by chunk so that
 ``B x variants`` points never have to sit in memory at once. The passes evaluate the chunks and either
 return the explained outputs ``(B, variants)`` (:func:`forward`), stream per-chunk gradients
 (:func:`gradient_chunks`), or fold them into a per-sample weighted sum (:func:`gradient_sum`). Chunk sizes
 come from :mod:`taylorlens.engine.chunking` (measured with the same code path that then does the work);
 results do not depend on them beyond float rounding.
+
+Several targets per input: the request holds ``group = T`` consecutive samples per user input (one per
+target). Chunks hold whole groups; when the T points of a group are equal (they are whenever a method's
+points depend on the input only, as IG, DeepLIFT and occlusion do), the group is evaluated with one forward
+pass and T backward passes (batched), never T forwards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -20,7 +26,9 @@ from torch import Tensor
 from taylorlens.engine.chunking import chunk_size
 from taylorlens.engine.modified_gradients import Rule, modified_gradients
 from taylorlens.engine.pass_clock import CLOCK
-from taylorlens.engine.targets import select_outputs
+
+if TYPE_CHECKING:
+    from taylorlens.engine.request import Request
 
 #: ``build(sample_index, variant_index)`` -> the points of those (sample, variant) pairs, ``(n, ...)``.
 Builder = Callable[[Tensor, Tensor], Tensor]
@@ -59,6 +67,43 @@ class Chunk:
     grads: Tensor | None = None
 
 
+class PathPoints(Points):
+    """Points on straight paths ``z + alpha (x - z)``: ``starts`` (B, N, ...) and ``alphas``.
+
+    ``alphas`` is ``(K,)`` (the same K nodes on every path: variant ``v`` is start ``v // K`` at node
+    ``v % K``) or ``(B, N)`` (one node per start, drawn per sample: Expected Gradients). :meth:`start` and
+    :meth:`alpha` hand a chunk's starts and nodes to the method's weights, shaped to broadcast.
+    """
+
+    def __init__(self, inputs: Tensor, starts: Tensor, alphas: Tensor) -> None:
+        object.__setattr__(self, "starts", starts)  # Points is frozen
+        object.__setattr__(self, "alphas", alphas)
+        object.__setattr__(self, "nodes", alphas.shape[0] if alphas.dim() == 1 else 1)
+
+        def build(sample: Tensor, variant: Tensor) -> Tensor:
+            start = self.start(sample, variant)
+            return start + self.alpha(sample, variant) * (inputs[sample] - start)
+
+        super().__init__(inputs, starts.shape[1] * self.nodes, build)
+
+    def start(self, sample: Tensor, variant: Tensor) -> Tensor:
+        """The start ``z`` of each pair's path, ``(n, ...)``."""
+        return self.starts[sample, variant // self.nodes]
+
+    def node(self, variant: Tensor) -> Tensor:
+        """Each pair's node index on its path (for per-node quadrature weights), ``(n,)``."""
+        return variant % self.nodes
+
+    def alpha(self, sample: Tensor, variant: Tensor) -> Tensor:
+        """Each pair's ``alpha``, shaped ``(n, 1, ...)`` to broadcast against its points."""
+        values = self.alphas[self.node(variant)] if self.alphas.dim() == 1 else self.alphas[sample, variant]
+        return self.shaped(values)
+
+    def shaped(self, values: Tensor) -> Tensor:
+        """Per-pair values ``(n,)`` shaped ``(n, 1, ...)`` to broadcast against the points."""
+        return values.view(-1, *(1,) * (self.inputs.dim() - 1))
+
+
 def inputs_points(inputs: Tensor, reference: Tensor | None = None) -> Points:
     """The inputs themselves as a one-variant job (and, for DeepLIFT, their references)."""
     return Points(
@@ -70,94 +115,92 @@ def inputs_points(inputs: Tensor, reference: Tensor | None = None) -> Points:
 
 
 def run_chunks(
-    model: Callable, points: Points, kind: str, evaluate: Callable[[Tensor, Tensor], Chunk], batch_size: int | None
+    request: Request, points: Points, kind: str, evaluate: Callable[[Tensor, Tensor], Chunk], group: int = 1
 ) -> Iterator[Chunk]:
-    """Evaluate ``points`` chunk by chunk; the chunk size is measured with ``evaluate`` itself."""
+    """Evaluate ``points`` chunk by chunk; the chunk size is measured with ``evaluate`` itself.
+
+    With ``group > 1`` the pairs are visited group by group (the ``group`` samples of one input next to each
+    other for each variant) and chunks hold whole groups.
+    """
     device = points.inputs.device
 
     def first_point_repeated(size: int) -> Chunk:
         zeros = torch.zeros(size, dtype=torch.long, device=device)
         return evaluate(zeros, zeros)
 
-    size = chunk_size(model, points.inputs[0], points.total, kind, first_point_repeated, batch_size)
+    size = chunk_size(request.call.model, points.inputs[0], points.total, kind, first_point_repeated,
+                      request.batch_size)
+    size = max(group, size - size % group)
     for start in range(0, points.total, size):
         flat = torch.arange(start, min(start + size, points.total), device=device)
-        yield CLOCK.timed(evaluate, flat // points.variants, flat % points.variants)
+        if group == 1:
+            sample, variant = flat // points.variants, flat % points.variants
+        else:  # flat = ((input * variants) + variant) * group + member
+            rest = flat // group
+            sample, variant = (rest // points.variants) * group + flat % group, rest % points.variants
+        yield CLOCK.timed(evaluate, sample, variant)
 
 
-def forward(
-    model: Callable, points: Points, targets: Tensor | None, *, batch_size: int | None = None
-) -> Tensor:
+def forward(request: Request, points: Points) -> Tensor:
     """Explained outputs at every point, ``(B, variants)``, in inference mode."""
+    group = _shared_group(request)
 
     def evaluate(sample: Tensor, variant: Tensor) -> Chunk:
         with torch.inference_mode():
             batch = points.build(sample, variant)
-            outputs = select_outputs(model(batch), _at(targets, sample), batch.shape[0])
+            keep = _representatives(group, batch)
+            if keep is None:
+                outputs = request.call.explained(batch, request.rows[sample], _at(request.targets, sample))
+            else:
+                targets = request.targets[sample].view(-1, group)
+                outputs = request.call.explained(batch[keep], request.rows[sample[keep]], targets).reshape(-1)
         return Chunk(sample, variant, batch, outputs)
 
-    chunks = run_chunks(model, points, "forward", evaluate, batch_size)
-    return torch.cat([chunk.outputs for chunk in chunks]).view(points.samples, points.variants)
+    values = torch.empty(points.total, dtype=points.inputs.dtype, device=points.inputs.device)
+    for chunk in run_chunks(request, points, "forward", evaluate, group):
+        values[chunk.sample * points.variants + chunk.variant] = chunk.outputs.to(values.dtype)
+    return values.view(points.samples, points.variants)
 
 
-def gradient_chunks(
-    model: Callable,
-    points: Points,
-    targets: Tensor | None,
-    *,
-    rule: Rule | None = None,
-    batch_size: int | None = None,
-) -> Iterator[Chunk]:
+def gradient_chunks(request: Request, points: Points, rule: Rule | None = None) -> Iterator[Chunk]:
     """Stream chunks with outputs and (modified) gradients of the explained output at every point."""
     paired = rule is not None and rule.needs_reference
     if paired and points.reference is None:
         raise ValueError(f"the {rule.name} rule needs reference points")
+    group = _shared_group(request)
 
     def evaluate(sample: Tensor, variant: Tensor) -> Chunk:
-        n = sample.shape[0]
         with torch.enable_grad():
-            batch = points.build(sample, variant).detach().requires_grad_(True)
-            chosen = _at(targets, sample)
-            if paired:
-                batch_and_refs = torch.cat([batch, points.reference(sample, variant).detach()])
-                chosen = None if chosen is None else torch.cat([chosen, chosen])
+            batch = points.build(sample, variant).detach()
+            refs = points.reference(sample, variant).detach() if paired else None
+            keep = _representatives(group, batch, refs)
+            if keep is None:
+                outputs, grads = _gradients(request, batch, refs, sample, _at(request.targets, sample), rule)
             else:
-                batch_and_refs = batch
-            with modified_gradients(rule, n):
-                outputs = select_outputs(model(batch_and_refs), chosen, batch_and_refs.shape[0])[:n]
-            if outputs.requires_grad:
-                (grads,) = torch.autograd.grad(outputs.sum(), batch, allow_unused=True, materialize_grads=True)
-            else:  # the explained output does not depend on the inputs at all
-                grads = torch.zeros_like(batch)
-        return Chunk(sample, variant, batch.detach(), outputs.detach(), grads)
+                targets = request.targets[sample].view(-1, group)
+                outputs, grads = _gradients(
+                    request, batch[keep], None if refs is None else refs[keep], sample[keep], targets, rule
+                )
+                outputs, grads = outputs.reshape(-1), grads.transpose(0, 1).reshape(batch.shape)
+        return Chunk(sample, variant, batch, outputs, grads)
 
     kind = "gradient" if rule is None else f"gradient:{rule.name}"
-    yield from run_chunks(model, points, kind, evaluate, batch_size)
+    yield from run_chunks(request, points, kind, evaluate, group)
 
 
-def gradients(
-    model: Callable,
-    points: Points,
-    targets: Tensor | None,
-    *,
-    rule: Rule | None = None,
-    batch_size: int | None = None,
-) -> tuple[Tensor, Tensor]:
+def gradients(request: Request, points: Points, rule: Rule | None = None) -> tuple[Tensor, Tensor]:
     """All gradients ``(B, variants, ...)`` and outputs ``(B, variants)``, materialised."""
-    chunks = list(gradient_chunks(model, points, targets, rule=rule, batch_size=batch_size))
-    grads = torch.cat([chunk.grads for chunk in chunks])
-    values = torch.cat([chunk.outputs for chunk in chunks])
+    grads = torch.empty(points.total, *points.inputs.shape[1:], dtype=points.inputs.dtype,
+                        device=points.inputs.device)
+    values = torch.empty(points.total, dtype=points.inputs.dtype, device=points.inputs.device)
+    for chunk in gradient_chunks(request, points, rule):
+        flat = chunk.sample * points.variants + chunk.variant
+        grads[flat], values[flat] = chunk.grads.to(grads.dtype), chunk.outputs.to(values.dtype)
     return grads.view(points.samples, points.variants, *grads.shape[1:]), values.view(points.samples, -1)
 
 
 def gradient_sum(
-    model: Callable,
-    points: Points,
-    targets: Tensor | None,
-    weight: Callable[[Chunk], Tensor],
-    *,
-    rule: Rule | None = None,
-    batch_size: int | None = None,
+    request: Request, points: Points, weight: Callable[[Chunk], Tensor], rule: Rule | None = None
 ) -> Tensor:
     """``sum_v weight(point_v) * grad f(point_v)`` per sample, ``(B, ...)``, folded chunk by chunk.
 
@@ -165,9 +208,68 @@ def gradient_sum(
     ``x - baseline``, ``-eps / R``, ...). This is the shape of every path, smoothing and Taylor method.
     """
     total = torch.zeros_like(points.inputs)
-    for chunk in gradient_chunks(model, points, targets, rule=rule, batch_size=batch_size):
+    for chunk in gradient_chunks(request, points, rule):
         total.index_add_(0, chunk.sample, weight(chunk) * chunk.grads)
     return total
+
+
+def _gradients(
+    request: Request, batch: Tensor, refs: Tensor | None, sample: Tensor, targets: Tensor | None, rule: Rule | None
+) -> tuple[Tensor, Tensor]:
+    """Outputs and gradients at ``batch``: ``(n,)`` and ``(n, ...)``, or ``(n, T)`` and ``(T, n, ...)``."""
+    n = batch.shape[0]
+    batch = batch.requires_grad_(True)
+    rows = request.rows[sample]
+    if refs is not None:
+        evaluated, rows = torch.cat([batch, refs]), torch.cat([rows, rows])
+        targets = None if targets is None else torch.cat([targets, targets])
+    else:
+        evaluated = batch
+    with modified_gradients(rule, n):
+        outputs = request.call.explained(evaluated, rows, targets)[:n]
+    if not outputs.requires_grad:  # the explained output does not depend on the points at all
+        shape = batch.shape if outputs.dim() == 1 else (outputs.shape[1], *batch.shape)
+        return outputs.detach(), torch.zeros(shape, dtype=batch.dtype, device=batch.device)
+    if outputs.dim() == 1:
+        (grads,) = torch.autograd.grad(outputs.sum(), batch, allow_unused=True, materialize_grads=True)
+        return outputs.detach(), grads
+    return outputs.detach(), _per_target_gradients(outputs, batch)
+
+
+def _per_target_gradients(outputs: Tensor, batch: Tensor) -> Tensor:
+    """``(T, n, ...)`` gradients of each of the T columns of ``outputs`` (n, T): one backward pass per target.
+
+    The T backward passes are batched (``is_grads_batched``) where every operation supports it, else looped.
+    """
+    count = outputs.shape[1]
+    seeds = torch.eye(count, dtype=outputs.dtype, device=outputs.device)[:, None, :].expand(count, *outputs.shape)
+    try:
+        (grads,) = torch.autograd.grad(outputs, batch, seeds, retain_graph=True, is_grads_batched=True,
+                                       allow_unused=True, materialize_grads=True)
+        return grads
+    except (RuntimeError, NotImplementedError):  # an operation without a batching rule: one pass per target
+        pass
+    per_target = [
+        torch.autograd.grad(outputs[:, t].sum(), batch, retain_graph=t < count - 1, allow_unused=True,
+                            materialize_grads=True)[0]
+        for t in range(count)
+    ]
+    return torch.stack(per_target)
+
+
+def _shared_group(request: Request) -> int:
+    return request.group if request.targets is not None else 1
+
+
+def _representatives(group: int, batch: Tensor, refs: Tensor | None = None) -> Tensor | None:
+    """Indices of one point per group when all points of every group are equal (and their references)."""
+    if group == 1 or batch.shape[0] % group:
+        return None
+    for tensor in (batch,) if refs is None else (batch, refs):
+        grouped = tensor.reshape(-1, group, *tensor.shape[1:])
+        if not torch.equal(grouped, grouped[:, :1].expand_as(grouped)):
+            return None
+    return torch.arange(0, batch.shape[0], group, device=batch.device)
 
 
 def _at(targets: Tensor | None, sample: Tensor) -> Tensor | None:

@@ -6,7 +6,8 @@ from taylorlens.methods.modified import Deconvnet, DeepLift, EpsilonLRP, GuidedB
 from taylorlens.methods.occlusion import Occlusion
 from taylorlens.methods.paths import ExpectedGradients, IntegratedGradients, InteriorGradients
 from taylorlens.methods.registry import MethodInfo, attribute, method_class, methods, register
-from taylorlens.methods.smoothing import SmoothGrad, SmoothTaylor
+from taylorlens.methods.smooth_taylor import SmoothTaylor
+from taylorlens.methods.smoothing import SmoothGrad
 
 __all__ = [
     "Deconvnet", "DeepLift", "EpsilonLRP", "ExpectedGradients", "Gradient", "GradientXInput",

@@ -4,6 +4,10 @@ A method is a small class with a ``name``, an ``options`` table (every accepted 
 and a ``compute(request, **options)`` that sends its model passes through the engine's
 :class:`~taylorlens.engine.Request`. Options can be given to the constructor (``steps=50``) or to
 ``attribute`` (``baseline=0.0``); the call wins. Unknown options are rejected with the accepted list.
+
+How the model is called (``batch_size``, ``layer``, ``layer_side``, ``layer_call``, ``forward_kwargs``,
+``output``) is accepted by every method and goes to :meth:`Request.build`, never to ``compute``: a method
+works on one explained tensor whatever the model takes.
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from taylorlens.engine import Request
+from taylorlens.engine import MODEL_OPTIONS, Request
 from taylorlens.engine.checks import check_options
 
-#: Options every method accepts.
-COMMON_OPTIONS: dict[str, Any] = {"batch_size": None}
+#: Options every method accepts: they say how the model is called and go to ``Request.build``.
+COMMON_OPTIONS: dict[str, Any] = {"batch_size": None, **MODEL_OPTIONS}
 
 
 class Method:
@@ -43,16 +47,27 @@ class Method:
         """Every accepted option with its default."""
         return {**COMMON_OPTIONS, **cls.options}
 
-    def attribute(self, inputs: Tensor, target: Any = None, **options: Any) -> Tensor:
-        """Attributions for a batch ``inputs`` (B, ...) and ``target`` (int, B ints, or None).
+    def attribute(self, inputs: Any, target: Any = None, **options: Any) -> Any:
+        """Attributions for a batch ``inputs`` (B, ...) and ``target`` (int, B ints, (B, T) ints, or None).
 
-        Returns a tensor of the inputs' shape, dtype and device (methods that stack several maps, such as
-        interior gradients, add a leading dimension).
+        Returns a tensor of the explained variable's shape (the inputs', or the layer's with ``layer=``),
+        dtype and device; ``(B, T, ...)`` for T targets per sample; a tuple for a tuple of inputs. Methods
+        that stack several maps, such as interior gradients, add a leading dimension.
         """
         chosen = self.resolve({**self.defaults, **options})
-        request = Request.build(self.model, inputs, target, chosen.pop("batch_size"))
+        calling = {key: chosen.pop(key) for key in COMMON_OPTIONS}
+        request = Request.build(self.model, inputs, target, **calling)
         with request.model_frozen():
-            return self.compute(request, **chosen).to(dtype=inputs.dtype, device=inputs.device)
+            values = self.compute(request, **chosen)
+        return request.result(values.to(dtype=request.inputs.dtype, device=request.inputs.device))
+
+    def run(self, request: Request, **options: Any) -> Tensor:
+        """The method on a request that is already built (a wrapper's derived request, such as SmoothGrad's
+        noisy copies from :meth:`Request.repeated`): options checked, the model calling ones ignored."""
+        chosen = self.resolve({**self.defaults, **options})
+        for key in COMMON_OPTIONS:
+            chosen.pop(key)
+        return self.compute(request, **chosen)
 
     def compute(self, request: Request, **options: Any) -> Tensor:
         raise NotImplementedError

@@ -19,7 +19,6 @@ from taylorlens.engine import (
     GuidedReLURule,
     Request,
     RescaleRule,
-    broadcast_baseline,
     inputs_points,
 )
 from taylorlens.engine.checks import check_nonnegative
@@ -42,7 +41,7 @@ class DeepLift(Method):
 
     def compute(self, request: Request, baseline: Any) -> Tensor:
         x = request.inputs
-        reference = broadcast_baseline(baseline, x)
+        reference = request.broadcast(baseline)
         grads, _ = request.gradients(inputs_points(x, reference), RescaleRule())
         return (x - reference) * grads[:, 0]
 

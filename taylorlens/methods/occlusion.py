@@ -8,12 +8,14 @@ All windows of all samples go through the model in batched forward passes.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from taylorlens.engine import Points, Request, broadcast_baseline
+from taylorlens.engine import Points, Request
 from taylorlens.engine.checks import AttributionInputError
 from taylorlens.methods.base import Method
 from taylorlens.methods.registry import register
@@ -41,33 +43,60 @@ def window_shape(name: str, value: Any, sample_shape: tuple[int, ...], leading_d
     return shape
 
 
-def window_masks(size: int, window: int, stride: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``(K, size)`` masks of the windows along one dimension: start 0, stride, ... until every position is covered.
+@dataclass(frozen=True)
+class Windows:
+    """The sliding windows of one sample's shape: per-dimension masks and how to spread per-window values.
 
-    ``K = ceil((size - window) / stride) + 1``: when the stride does not divide ``size - window`` the last
-    window sticks out and is cut at the border (as in Captum), so no feature is left without a window.
+    Along each dimension the windows start at 0, stride, ... until every position is covered
+    (``ceil((size - window) / stride) + 1`` of them): when the stride does not divide ``size - window`` the
+    last window sticks out and is cut at the border (as in Captum), so no feature is left without a window.
+    Shared by :class:`Occlusion` and its Taylor reformulation (Deng et al. 2021, Theorems 2-3).
     """
+
+    masks: tuple[Tensor, ...]
+
+    @classmethod
+    def of(cls, x: Tensor, window: Any, stride: Any) -> Windows:
+        """The windows over the samples of ``x`` (B, ...) for the ``window`` and ``stride`` options."""
+        shape = tuple(x.shape[1:])
+        windows, strides = window_shape("window", window, shape, 1), window_shape("stride", stride, shape, 1)
+        return cls(tuple(
+            _dimension_masks(n, w, s, x.dtype, x.device) for n, w, s in zip(shape, windows, strides, strict=True)
+        ))
+
+    @property
+    def count(self) -> int:
+        """The number of windows (the product over dimensions)."""
+        return math.prod(mask.shape[0] for mask in self.masks)
+
+    def mask(self, index: Tensor) -> Tensor:
+        """Masks ``(n, ...)`` of the windows whose flat index is ``index`` (outer product of per-dim masks)."""
+        counts = [m.shape[0] for m in self.masks]
+        rank = len(self.masks)
+        result = None
+        for dim, (mask, sub) in enumerate(zip(self.masks, torch.unravel_index(index, counts), strict=True)):
+            part = mask[sub].view(index.shape[0], *(1,) * dim, mask.shape[1], *(1,) * (rank - dim - 1))
+            result = part if result is None else result * part
+        return result
+
+    def average(self, values: Tensor) -> Tensor:
+        """Per-window values ``(B, count)`` spread to the features: the mean over the windows covering each."""
+        coverage = self._spread(torch.ones_like(values[:1]))
+        return self._spread(values) / coverage.clamp(min=1)
+
+    def _spread(self, values: Tensor) -> Tensor:
+        """``sum_v values[:, v] * mask_v`` for every sample, contracting one dimension at a time."""
+        out = values.view(values.shape[0], *(m.shape[0] for m in self.masks))
+        for mask in self.masks:
+            out = torch.tensordot(out, mask, dims=([1], [0]))  # the contracted axis moves to the end
+        return out
+
+
+def _dimension_masks(size: int, window: int, stride: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``(K, size)`` masks of the windows along one dimension."""
     starts = torch.arange(0, size - window + stride, stride, device=device)
     positions = torch.arange(size, device=device)
     return ((positions >= starts[:, None]) & (positions < starts[:, None] + window)).to(dtype)
-
-
-def outer_masks(masks: list[Tensor], index: Tensor) -> Tensor:
-    """Masks ``(n, ...)`` of the windows whose flat index is ``index`` (outer product of per-dim masks)."""
-    counts = [m.shape[0] for m in masks]
-    result = None
-    for dim, (mask, sub) in enumerate(zip(masks, torch.unravel_index(index, counts), strict=True)):
-        part = mask[sub].view(index.shape[0], *(1,) * dim, mask.shape[1], *(1,) * (len(masks) - dim - 1))
-        result = part if result is None else result * part
-    return result
-
-
-def spread(deltas: Tensor, masks: list[Tensor]) -> Tensor:
-    """``sum_v deltas[:, v] * mask_v`` for every sample, contracting one dimension at a time."""
-    out = deltas.view(deltas.shape[0], *(m.shape[0] for m in masks))
-    for mask in masks:
-        out = torch.tensordot(out, mask, dims=([1], [0]))  # the contracted axis moves to the end
-    return out
 
 
 @register
@@ -88,20 +117,12 @@ class Occlusion(Method):
 
     def compute(self, request: Request, window: Any, stride: Any, value: Any) -> Tensor:
         x = request.inputs
-        shape = tuple(x.shape[1:])
-        windows = window_shape("window", window, shape, 1)
-        strides = window_shape("stride", stride, shape, 1)
-        fill = broadcast_baseline(value, x, "value")
-        masks = [window_masks(n, w, s, x.dtype, x.device) for n, w, s in zip(shape, windows, strides, strict=True)]
-        count = 1
-        for mask in masks:
-            count *= mask.shape[0]
+        windows = Windows.of(x, window, stride)
+        fill = request.broadcast(value, "value")
 
         def build(sample: Tensor, variant: Tensor) -> Tensor:
-            occluded = outer_masks(masks, variant)
+            occluded = windows.mask(variant)
             return x[sample] * (1 - occluded) + fill[sample] * occluded
 
-        occluded_outputs = request.forward(Points(x, count, build))
-        deltas = request.outputs()[:, None] - occluded_outputs
-        coverage = spread(torch.ones_like(deltas[:1]), masks)
-        return spread(deltas, masks) / coverage.clamp(min=1)
+        occluded_outputs = request.forward(Points(x, windows.count, build))
+        return windows.average(request.outputs()[:, None] - occluded_outputs)

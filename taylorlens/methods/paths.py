@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from taylorlens.engine import Points, Request, broadcast_baseline
+from taylorlens.engine import PathPoints, Request
 from taylorlens.engine.checks import (
     AttributionInputError,
     check_finite,
@@ -47,36 +47,21 @@ def draw_baselines(
             f"n_baselines={n_baselines} averages over random baselines: use baseline='uniform' "
             "(a fixed baseline gives the same result every time)"
         )
-    return broadcast_baseline(baseline, x)[:, None]
-
-
-def path_points(inputs: Tensor, starts: Tensor, alphas: Tensor) -> Points:
-    """Points ``z_j + alpha_k (x - z_j)`` for every start ``z_j`` (B, N, ...) and every ``alpha_k``.
-
-    Variant ``v`` is start ``v // K`` at node ``v % K``.
-    """
-    steps = alphas.shape[0]
-    tail = (1,) * (inputs.dim() - 1)
-
-    def build(sample: Tensor, variant: Tensor) -> Tensor:
-        start = starts[sample, variant // steps]
-        return start + alphas[variant % steps].view(-1, *tail) * (inputs[sample] - start)
-
-    return Points(inputs, starts.shape[1] * steps, build)
+    return request.broadcast(baseline)[:, None]
 
 
 def integrated_gradients(
     request: Request, starts: Tensor, alphas: Tensor, weights: Tensor
 ) -> Tensor:
     """Average over the starts ``(B, N, ...)`` of ``(x - z) * sum_k w_k grad f(z + alpha_k (x - z))``."""
-    x, steps, n_starts = request.inputs, alphas.shape[0], starts.shape[1]
-    tail = (1,) * (x.dim() - 1)
+    x, n_starts = request.inputs, starts.shape[1]
+    points = PathPoints(x, starts, alphas)
 
     def weight(chunk: Any) -> Tensor:
-        start = starts[chunk.sample, chunk.variant // steps]
-        return weights[chunk.variant % steps].view(-1, *tail) * (x[chunk.sample] - start) / n_starts
+        node_weight = points.shaped(weights[points.node(chunk.variant)])
+        return node_weight * (x[chunk.sample] - points.start(chunk.sample, chunk.variant)) / n_starts
 
-    return request.gradient_sum(path_points(x, starts, alphas), weight)
+    return request.gradient_sum(points, weight)
 
 
 def expected_baselines(
@@ -146,18 +131,13 @@ class ExpectedGradients(Method):
         n_samples = check_positive_int("n_samples", n_samples)
         generator = request.generator(seed)
         starts = expected_baselines(x, references, sigma, n_samples, generator)
-        shape = (x.shape[0], n_samples)
-        alphas = torch.rand(shape, generator=generator, dtype=x.dtype, device=x.device)
-        tail = (1,) * (x.dim() - 1)
-
-        def build(sample: Tensor, variant: Tensor) -> Tensor:
-            start = starts[sample, variant]
-            return start + alphas[sample, variant].view(-1, *tail) * (x[sample] - start)
+        alphas = torch.rand((x.shape[0], n_samples), generator=generator, dtype=x.dtype, device=x.device)
+        points = PathPoints(x, starts, alphas)
 
         def weight(chunk: Any) -> Tensor:
-            return (x[chunk.sample] - starts[chunk.sample, chunk.variant]) / n_samples
+            return (x[chunk.sample] - points.start(chunk.sample, chunk.variant)) / n_samples
 
-        return request.gradient_sum(Points(x, n_samples, build), weight)
+        return request.gradient_sum(points, weight)
 
 
 @register
@@ -180,6 +160,5 @@ class InteriorGradients(Method):
         alphas = torch.as_tensor(alphas, dtype=x.dtype, device=x.device).reshape(-1)
         if alphas.numel() == 0 or not torch.isfinite(alphas).all():
             raise AttributionInputError(f"alphas must be a non-empty sequence of finite numbers, got {alphas}")
-        starts = broadcast_baseline(baseline, x)[:, None]
-        grads, _ = request.gradients(path_points(x, starts, alphas))
+        grads, _ = request.gradients(PathPoints(x, request.broadcast(baseline)[:, None], alphas))
         return grads.transpose(0, 1)

@@ -3,10 +3,10 @@
 SmoothGrad (Smilkov et al. 2017; SmoothTaylor paper Eq. 4): ``(1/N') sum_n M(x + eps_n)``,
 ``eps_n ~ N(0, sigma'^2)``, for any attribution method ``M`` named by ``inner``.
 
-SmoothTaylor (Goh et al. 2020, Eq. 9 with the roots of Eq. 10):
-``(1/R) sum_r (x_i - z_i^r) df(z^r)/dx_i`` with ``z^r = x + eps_r``, ``eps_r ~ N(0, sigma^2)``; by the
-paper's theorem this is SmoothGrad with the map ``M = grad f(x + eps) * (-eps)``. Both draw their noise
-with :func:`gaussian_noise`, so the same seed gives the same noise in both.
+The inner method runs on the request's noisy copies (:meth:`Request.repeated`), so options given per
+sample (a baseline of the batch's shape, forward arguments) follow each copy to its own sample.
+SmoothTaylor (:mod:`taylorlens.methods.smooth_taylor`) draws its roots with :func:`gaussian_noise` too, so
+the same seed gives the same noise in both.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from taylorlens.engine import Points, Request
+from taylorlens.engine import Request
 from taylorlens.engine.checks import check_nonnegative, check_options, check_positive_int
 from taylorlens.methods.base import Method
 from taylorlens.methods.registry import method_class, register
@@ -62,43 +62,7 @@ class SmoothGrad(Method):
                 inner_options: dict[str, Any]) -> Tensor:
         x = request.inputs
         noise = gaussian_noise(request, n_samples, sigma, seed)
-        noisy = (x[:, None] + noise).flatten(0, 1)
-        method = method_class(inner)(request.model, **inner_options)
-        maps = method.attribute(noisy, request.repeated(n_samples, noisy).targets, batch_size=request.batch_size)
+        noisy = request.repeated(n_samples, (x[:, None] + noise).flatten(0, 1))
+        maps = method_class(inner)(request.model).run(noisy, **inner_options)
         lead = maps.shape[: maps.dim() - x.dim()]
         return maps.view(*lead, x.shape[0], n_samples, *x.shape[1:]).mean(dim=len(lead) + 1)
-
-
-@register
-class SmoothTaylor(Method):
-    """SmoothTaylor (Goh et al. 2020, Eq. 9-10): ``mean_r (x - z_r) * grad f(z_r)``, ``z_r = x + eps_r``.
-
-    Options: ``sigma`` (0.5, the paper's Fig. 1 setting; noise std in input units), ``n_roots`` (150),
-    ``seed``. ``sigma="adaptive_aupc"`` / ``"adaptive_autvc"`` / a callable objective searches sigma per
-    input (Algorithm 1, :mod:`taylorlens.methods.adaptive`; ``adaptive`` = dict of its settings); the
-    returned tensor then carries the chosen sigmas as ``maps.sigmas`` (B,).
-    """
-
-    name = "smooth_taylor"
-    # First-order Taylor terms at Gaussian roots around x: unbiased baselines only (Deng et al. 2021).
-    principles = {"low_approximation_error": "no", "correct_assignment": "no", "unbiased_baseline": "full"}
-    options = {"sigma": 0.5, "n_roots": 150, "seed": None, "adaptive": None}
-
-    def compute(self, request: Request, sigma: Any, n_roots: int, seed: int | None, adaptive: Any) -> Tensor:
-        if isinstance(sigma, str) or callable(sigma):  # adaptive noising, Algorithm 1: methods/adaptive.py
-            from taylorlens.methods.adaptive import adaptive_noising
-
-            maps, sigmas = adaptive_noising(request, sigma, n_roots, seed, **(adaptive or {}))
-            maps.sigmas = sigmas
-            return maps
-        return smooth_taylor(request, gaussian_noise(request, n_roots, sigma, seed, count_name="n_roots"))
-
-
-def smooth_taylor(request: Request, noise: Tensor) -> Tensor:
-    """Eq. 9 for roots ``x + noise`` with ``noise`` of shape ``(B, R, ...)``."""
-    x, roots = request.inputs, noise.shape[1]
-
-    def build(sample: Tensor, variant: Tensor) -> Tensor:
-        return x[sample] + noise[sample, variant]
-
-    return request.gradient_sum(Points(x, roots, build), lambda chunk: -noise[chunk.sample, chunk.variant] / roots)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from taylorlens.engine import Points, Request, broadcast_baseline
+from taylorlens.engine import PathPoints, Request
 
 
 @dataclass(frozen=True)
@@ -43,17 +43,11 @@ def scaling_path(
     x = request.inputs
     alphas = torch.linspace(0, 1, 51, dtype=x.dtype, device=x.device) if alphas is None else torch.as_tensor(
         alphas, dtype=x.dtype, device=x.device).reshape(-1)
-    base = broadcast_baseline(baseline, x)
-    tail = (1,) * (x.dim() - 1)
-
-    def build(sample: Tensor, variant: Tensor) -> Tensor:
-        return base[sample] + alphas[variant].view(-1, *tail) * (x[sample] - base[sample])
-
-    points = Points(x, alphas.shape[0], build)
+    points = PathPoints(x, request.broadcast(baseline)[:, None], alphas)
     with request.model_frozen():
         scores = request.forward(points)
         probabilities = None
         if request.targets is not None:
-            softmax = Request(lambda batch: torch.softmax(model(batch), dim=1), x, request.targets, batch_size)
+            softmax = Request.build(model, inputs, target, batch_size, output=lambda out: torch.softmax(out, dim=1))
             probabilities = softmax.forward(points)
     return ScalingPath(alphas, scores, probabilities)

@@ -14,8 +14,8 @@ sign (it explains ``f(x) - f(x~)``, so it is minus the assigned Taylor terms) an
 * DeepLIFT Rescale (Theorem 4): at a nonlinearity ``sigma``, the Rescale multiplier
   ``(sigma(y) - sigma(y~)) / (y - y~)`` becomes its second-order Taylor counterpart
   ``sigma'(y) - 1/2 sigma''(y) (y - y~)`` (the output change of the unit replaced by ``T^alpha + T^beta``,
-  shared among its inputs in proportion to ``z_ji - z~_ji`` as in the theorem). ``layer=k`` reformulates
-  only the k-th nonlinearity called in the forward pass (the paper computes the change layer by layer and
+  shared among its inputs in proportion to ``z_ji - z~_ji`` as in the theorem). ``nonlinearity=k``
+  reformulates only the k-th nonlinearity called in the forward pass (the paper computes the change layer by layer and
   averages, see :func:`deeplift_layers`); ``layer=None`` reformulates every one;
 * Integrated Gradients (Theorem 5): ``-(T^alpha_i + T^beta_d_i + 1/2 sum_{j != i} T^beta_t_{i,j})``;
 * Expected Gradients (corollary): the mean of Theorem 5 over the sampled baselines.
@@ -25,73 +25,64 @@ sign (it explains ``f(x) - f(x~)``, so it is minus the assigned Taylor terms) an
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from taylorlens.engine import Points, Request, RescaleRule, broadcast_baseline, inputs_points
-from taylorlens.engine.checks import AttributionInputError, check_positive_int
-from taylorlens.engine.hessian import hvp_chunks
+from taylorlens.engine import MODEL_OPTIONS, Points, Request, RescaleRule, inputs_points
+from taylorlens.engine.checks import AttributionInputError, check_options, check_positive_int
 from taylorlens.engine.modified_gradients import with_multiplier
-from taylorlens.methods.occlusion import outer_masks, spread, window_masks, window_shape
+from taylorlens.methods.occlusion import Windows
 from taylorlens.methods.paths import expected_baselines
+from taylorlens.methods.registry import method_class
 from taylorlens.taylor.terms import taylor_attribution
-
-#: Reformulated methods and the options each accepts (with their defaults, the methods' own).
-REFORMULATED = {
-    "gradient_x_input": {},
-    "occlusion": {"window": 1, "stride": 1, "value": 0.0},
-    "deeplift": {"baseline": 0.0, "layer": None},
-    "integrated_gradients": {"baseline": 0.0},
-    "expected_gradients": {"references": None, "sigma": None, "n_samples": 50, "seed": None},
-}
 
 
 def reformulate(
-    method: str, model: Callable, inputs: Tensor, target: Any = None, batch_size: int | None = None, **options: Any
-) -> Tensor:
+    method: str, model: Callable, inputs: Any, target: Any = None, batch_size: int | None = None, **options: Any
+) -> Any:
     """The second-order Taylor reformulation of ``method`` for a batch ``inputs`` (B, ...) and ``target``.
 
-    ``method``: one of :data:`REFORMULATED`, with the same options (and defaults) as the method itself, so
-    ``percentage_change(attribute(model, x, t, method, **o), reformulate(method, model, x, t, **o))`` is the
-    paper's validation. ``deeplift`` also takes ``layer`` (see the module docstring).
+    ``method``: one of :data:`REFORMULATED`, with the same options (and defaults, read from the method
+    itself), so ``percentage_change(attribute(model, x, t, method, **o), reformulate(method, model, x, t,
+    **o))`` is the paper's validation. ``deeplift`` also takes ``nonlinearity`` (the index of the one
+    reformulated nonlinearity, see the module docstring; the old name ``layer=<int>`` still works with a
+    DeprecationWarning). The model calling options (``layer=`` a module, ``forward_kwargs``, ``output``, ...)
+    are those of every method.
     """
     if method not in REFORMULATED:
         raise AttributionInputError(
             f"no Taylor reformulation for method {method!r}; available: {', '.join(REFORMULATED)}"
         )
-    unknown = sorted(set(options) - set(REFORMULATED[method]))
-    if unknown:
-        raise AttributionInputError(
-            f"unknown option(s) {', '.join(map(repr, unknown))} for reformulating {method!r}; "
-            f"accepted: {', '.join(REFORMULATED[method]) or 'none'}"
-        )
-    chosen = {**REFORMULATED[method], **options}
-    request = Request.build(model, inputs, target, batch_size)
+    if method == "deeplift" and isinstance(options.get("layer"), int) and not isinstance(options["layer"], bool):
+        warnings.warn("reformulate('deeplift', layer=k) is now nonlinearity=k (layer= names a module of the model)",
+                      DeprecationWarning, stacklevel=2)
+        options["nonlinearity"] = options.pop("layer")
+    reformulation, own = REFORMULATED[method]
+    accepted = {**own, **MODEL_OPTIONS}
+    chosen = {**accepted, **check_options(f"reformulate {method}", options, accepted)}
+    calling = {key: chosen.pop(key) for key in MODEL_OPTIONS}
+    request = Request.build(model, inputs, target, batch_size, caller=f"reformulate {method}", **calling)
     with request.model_frozen():
-        if method == "gradient_x_input":
-            result = taylor_attribution(request, 1, 0.0)
-        elif method == "integrated_gradients":
-            result = taylor_attribution(request, 2, chosen["baseline"])
-        elif method == "occlusion":
-            result = _occlusion(request, **chosen)
-        elif method == "deeplift":
-            result = _deeplift(request, **chosen)
-        else:
-            result = _expected_gradients(request, **chosen)
-    return result.to(dtype=inputs.dtype, device=inputs.device)
+        result = reformulation(request, **chosen)
+    return request.result(result.to(dtype=request.inputs.dtype, device=request.inputs.device))
 
 
 def deeplift_layers(model: Callable, inputs: Tensor, target: Any = None, baseline: Any = 0.0) -> int:
     """How many elementwise nonlinearities DeepLIFT meets in one forward pass (the layers of Theorem 4)."""
-    full = Request.build(model, inputs, target)
-    first = Request(model, full.inputs[:1], None if full.targets is None else full.targets[:1])
-    reference = broadcast_baseline(baseline, full.inputs)[:1]
+    request = Request.build(model, inputs, target)
+    with request.model_frozen():
+        return _count_nonlinearities(request, request.broadcast(baseline))
+
+
+def _count_nonlinearities(request: Request, reference: Tensor) -> int:
+    """Elementwise nonlinearities met in one DeepLIFT pass of the request's first sample."""
+    first = request.subset(torch.arange(1, device=request.inputs.device))
     rule = _TaylorRescaleRule(layers=None, layer=None)
-    with first.model_frozen():
-        first.gradients(inputs_points(first.inputs, reference), rule)
+    first.gradients(inputs_points(first.inputs, reference[:1]), rule)
     return rule.calls
 
 
@@ -115,35 +106,31 @@ def percentage_change(original: Tensor, reformulated: Tensor) -> float:
 def _occlusion(request: Request, window: Any, stride: Any, value: Any) -> Tensor:
     """Theorems 2-3: ``-(f_x . Delta_w + 1/2 Delta_w^T H_x Delta_w)`` per window, spread like Occlusion."""
     x = request.inputs
-    shape = tuple(x.shape[1:])
-    windows, strides = window_shape("window", window, shape, 1), window_shape("stride", stride, shape, 1)
-    delta = broadcast_baseline(value, x, "value") - x
-    masks = [window_masks(n, w, s, x.dtype, x.device) for n, w, s in zip(shape, windows, strides, strict=True)]
-    count = 1
-    for mask in masks:
-        count *= mask.shape[0]
+    windows = Windows.of(x, window, stride)
+    delta = request.broadcast(value, "value") - x
 
     def directions(sample: Tensor, variant: Tensor) -> Tensor:
-        return delta[sample] * outer_masks(masks, variant)
+        return delta[sample] * windows.mask(variant)
 
-    drops = x.new_zeros(x.shape[0], count)
-    for chunk in hvp_chunks(request, Points(x, count, lambda s, v: x[s]), directions):
+    drops = x.new_zeros(x.shape[0], windows.count)
+    for chunk in request.hvp_chunks(Points(x, windows.count, lambda s, v: x[s]), directions):
         change = (chunk.directions * (chunk.grads + 0.5 * chunk.hvps)).flatten(1).sum(1)
         drops[chunk.sample, chunk.variant] = -change
-    coverage = spread(torch.ones_like(drops[:1]), masks)
-    return spread(drops, masks) / coverage.clamp(min=1)
+    return windows.average(drops)
 
 
-def _deeplift(request: Request, baseline: Any, layer: int | None) -> Tensor:
-    """Theorem 4: DeepLIFT with the Taylor multiplier at nonlinearity ``layer`` (every one if None)."""
+def _deeplift(request: Request, baseline: Any, nonlinearity: int | None) -> Tensor:
+    """Theorem 4: DeepLIFT with the Taylor multiplier at the ``nonlinearity``-th one (every one if None)."""
     x = request.inputs
-    reference = broadcast_baseline(baseline, x)
-    layers = deeplift_layers(request.model, x, request.targets, baseline)
-    if layer is not None:
-        layer = check_positive_int("layer", layer, minimum=0)
-        if layer >= layers:
-            raise AttributionInputError(f"layer must be below the model's {layers} nonlinearities, got {layer}")
-    rule = _TaylorRescaleRule(layers, layer) if layers else RescaleRule()
+    reference = request.broadcast(baseline)
+    layers = _count_nonlinearities(request, reference)
+    if nonlinearity is not None:
+        nonlinearity = check_positive_int("nonlinearity", nonlinearity, minimum=0)
+        if nonlinearity >= layers:
+            raise AttributionInputError(
+                f"nonlinearity must be below the model's {layers} nonlinearities, got {nonlinearity}"
+            )
+    rule = _TaylorRescaleRule(layers, nonlinearity) if layers else RescaleRule()
     grads, _ = request.gradients(inputs_points(x, reference), rule)
     return (x - reference) * grads[:, 0]
 
@@ -162,7 +149,7 @@ def _expected_gradients(
     deltas = starts - x[:, None]
     total = torch.zeros_like(x)
     job = Points(x, n_samples, lambda s, v: x[s])
-    for chunk in hvp_chunks(request, job, lambda s, v: deltas[s, v]):
+    for chunk in request.hvp_chunks(job, lambda s, v: deltas[s, v]):
         total.index_add_(0, chunk.sample, -chunk.directions * (chunk.grads + 0.5 * chunk.hvps) / n_samples)
     return total
 
@@ -199,3 +186,30 @@ def _first_two_derivatives(f: Callable[[Tensor], Tensor], z: Tensor) -> tuple[Te
         (curvature,) = torch.autograd.grad(slope.sum(), point, allow_unused=True)
     return slope.detach(), torch.zeros_like(z) if curvature is None else curvature
 
+
+def _gradient_x_input(request: Request) -> Tensor:
+    """Theorem 1: ``-T^alpha`` at ``x~ = 0``."""
+    return taylor_attribution(request, 1, 0.0)
+
+
+def _integrated_gradients(request: Request, baseline: Any) -> Tensor:
+    """Theorem 5: ``-(T^alpha + T^beta_d + 1/2 sum_{j != i} T^beta_t)``, the second-order Taylor attribution."""
+    return taylor_attribution(request, 2, baseline)
+
+
+def _defaults(method: str, *names: str) -> dict[str, Any]:
+    """The method's own defaults of ``names`` (one source of truth for the method and its reformulation)."""
+    options = method_class(method).options
+    return {name: options[name] for name in names}
+
+
+#: Reformulated methods: name -> (reformulation, its options with the method's defaults).
+REFORMULATED: dict[str, tuple[Callable[..., Tensor], dict[str, Any]]] = {
+    "gradient_x_input": (_gradient_x_input, {}),
+    "occlusion": (_occlusion, _defaults("occlusion", "window", "stride", "value")),
+    "deeplift": (_deeplift, {**_defaults("deeplift", "baseline"), "nonlinearity": None}),
+    "integrated_gradients": (_integrated_gradients, _defaults("integrated_gradients", "baseline")),
+    "expected_gradients": (
+        _expected_gradients, _defaults("expected_gradients", "references", "sigma", "n_samples", "seed")
+    ),
+}

@@ -68,7 +68,7 @@ def validate(
         original = taylorlens.attribute(model, inputs, targets, method, **options)
         if method == "deeplift" and (layers := deeplift_layers(model, inputs, targets)):
             per_layer = [
-                percentage_changes(original, reformulate(method, model, inputs, targets, layer=k, **options))
+                percentage_changes(original, reformulate(method, model, inputs, targets, nonlinearity=k, **options))
                 for k in range(layers)
             ]
             changes[label] = torch.stack(per_layer).mean(0)

@@ -32,9 +32,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from taylorlens.engine import Points, Request, broadcast_baseline, inputs_points
+from taylorlens.engine import Points, Request, inputs_points
 from taylorlens.engine.checks import check_choice, check_positive_int
-from taylorlens.engine.hessian import gradient_and_hvp, hessian_diagonal, hessian_matrix
 
 #: Inputs with at most this many features get the exact Hessian diagonal by default.
 MAX_EXACT_FEATURES = 1024
@@ -92,6 +91,7 @@ def terms(
     interactions: bool = False,
     max_exact_features: int = MAX_EXACT_FEATURES,
     batch_size: int | None = None,
+    **model_options: Any,
 ) -> TaylorTerms:
     """The K-order Taylor terms (K = ``order``, 1 or 2) of ``f(x~) - f(x)`` expanded at the inputs.
 
@@ -101,14 +101,15 @@ def terms(
     "hutchinson" (``n_probes`` Rademacher probes per sample, ``seed``) or "none" (no diagonal: the split
     fields stay None, the attribution and the error still need only one Hessian-vector product).
     ``interactions=True`` also returns the pairwise interaction matrix (exact Hessian, at most
-    ``max_exact_features`` features).
+    ``max_exact_features`` features). ``model_options`` say how the model is called, as for every method
+    (``layer=``, ``forward_kwargs=``, ``output=``, ...); the terms then live in the explained layer's space.
     """
     order = check_choice("order", order, (1, 2))
     check_choice("diagonal", diagonal, ("auto", "exact", "hutchinson", "none"))
-    request = Request.build(model, inputs, target, batch_size)
+    request = Request.build(model, inputs, target, batch_size, caller="taylor.terms", **model_options)
     x = request.inputs
     with request.model_frozen():
-        delta = broadcast_baseline(baseline, x) - x
+        delta = request.broadcast(baseline) - x
         values = request.forward(Points(x, 2, lambda s, v: x[s] + (v == 1).view(-1, *(1,) * (x.dim() - 1)) * delta[s]))
         output_change = values[:, 1] - values[:, 0]
         matrix = diag = independent = interactive = None
@@ -117,14 +118,14 @@ def terms(
             gradient = grads[:, 0]
             method = None
         else:
-            _, gradient, h_delta = gradient_and_hvp(request, delta)
+            _, gradient, h_delta = request.gradient_and_hvp(delta)
             method = _diagonal_method(diagonal, x[0].numel(), max_exact_features, interactions)
             if interactions:
-                matrix = hessian_matrix(request, x, max_exact_features)
+                matrix = request.hessian_matrix(max_exact_features)
                 diag = torch.diagonal(matrix, dim1=1, dim2=2).reshape(x.shape)
             elif method is not None:
                 probes = None if method == "exact" else check_positive_int("n_probes", n_probes)
-                diag = hessian_diagonal(request, x, n_probes=probes, seed=seed)
+                diag = request.hessian_diagonal(n_probes=probes, seed=seed)
             if diag is not None:
                 independent = 0.5 * diag * delta**2
                 interactive = 0.5 * delta * h_delta - independent
@@ -158,11 +159,11 @@ def taylor_attribution(request: Request, order: int, baseline: Any) -> Tensor:
     """
     order = check_choice("order", order, (1, 2))
     x = request.inputs
-    delta = broadcast_baseline(baseline, x) - x
+    delta = request.broadcast(baseline) - x
     if order == 1:
         grads, _ = request.gradients(inputs_points(x))
         return -delta * grads[:, 0]
-    _, gradient, h_delta = gradient_and_hvp(request, delta)
+    _, gradient, h_delta = request.gradient_and_hvp(delta)
     return -delta * (gradient + 0.5 * h_delta)
 
 

@@ -95,7 +95,8 @@ def test_inputs_that_are_not_a_batch_are_rejected(model, inputs, message):
 @pytest.mark.parametrize(
     ("forward", "message"),
     [
-        (lambda t: (t, t), "the model must return a tensor of shape .*got tuple"),
+        (lambda t: {"scores": t}, "the model returned a dict; taylorlens reads a tensor, .logits of a ModelOutput"),
+        (lambda t: (None, t), "the model returned a tuple; taylorlens reads a tensor"),
         # n is the size of the pass that met the output (occlusion and deeplift send more points than inputs).
         (lambda t: t[:, :, None], r"outputs of shape \((\d+), C\) or \(\1,\), got \(\1, 5, 1\)"),
         (lambda t: t.sum(), r"got \(\)"),

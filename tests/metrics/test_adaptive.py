@@ -3,7 +3,7 @@
 import torch
 
 import taylorlens
-from taylorlens.methods.adaptive import adaptive_smooth_taylor
+from taylorlens.metrics import autvc
 
 
 def algorithm_1(compute_auc, sigma, i_max=20, s_max=3, alpha=0.1, gamma=0.9):
@@ -44,7 +44,8 @@ def test_adaptive_noising_follows_algorithm_1(linear_model):
 
     unit = taylorlens.attribute(linear_model, x, None, method="smooth_taylor", sigma=1.0, n_roots=8, seed=2)
     scale = unit.abs().flatten(1).sum(1)
-    maps, sigmas = adaptive_smooth_taylor(linear_model, x, None, objective=objective, n_roots=8, seed=2)
+    maps = taylorlens.attribute(linear_model, x, None, method="smooth_taylor", sigma=objective, n_roots=8, seed=2)
+    sigmas = maps.sigmas
     for b in range(3):
         start = x[b].abs().mean().item()
         c = wanted(x[b : b + 1]).item()
@@ -60,8 +61,12 @@ def test_smooth_taylor_method_exposes_the_chosen_sigmas(digits):
     maps = taylorlens.attribute(model, x, y, method="smooth_taylor", sigma="adaptive_autvc", n_roots=10, seed=0,
                                 adaptive=settings)
     assert maps.shape == x.shape and maps.sigmas.shape == (4,) and bool((maps.sigmas > 0).all())
-    again, sigmas = adaptive_smooth_taylor(model, x, y, objective="autvc", n_roots=10, seed=0, **settings)
-    assert torch.allclose(again, maps) and torch.equal(sigmas, maps.sigmas)
+    def objective(model, inputs, maps, target):  # the built-in objective, as a user would write it
+        return autvc(model, inputs, maps, target, min_size=4).autvc
+
+    again = taylorlens.attribute(model, x, y, method="smooth_taylor", sigma=objective, n_roots=10, seed=0,
+                                 adaptive={"i_max": 3})
+    assert torch.allclose(again, maps) and torch.equal(again.sigmas, maps.sigmas)
     aupc_maps = taylorlens.attribute(model, x, y, method="smooth_taylor", sigma="adaptive_aupc", n_roots=10, seed=0,
                                      adaptive={"i_max": 2, "metric_options": {"k": 2, "L": 4, "P": 4}})
     assert aupc_maps.sigmas.shape == (4,)

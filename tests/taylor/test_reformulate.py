@@ -62,7 +62,7 @@ def test_deeplift_reformulation_matches_closed_form_one_hidden_layer():
     expected = (x - reference) * ((w2 * multiplier) @ w1)
     assert taylor.deeplift_layers(model, x, None, 0.4) == 1
     for layer in (0, None):
-        got = taylor.reformulate("deeplift", model, x, None, baseline=0.4, layer=layer)
+        got = taylor.reformulate("deeplift", model, x, None, baseline=0.4, nonlinearity=layer)
         torch.testing.assert_close(got, expected)
 
 
@@ -76,7 +76,7 @@ def test_deeplift_reformulation_error_shrinks_with_smaller_input_change(make_smo
         original = taylorlens.attribute(model, batch, TARGETS, "deeplift", baseline=baseline)
         per_layer = [
             taylor.percentage_change(
-                original, taylor.reformulate("deeplift", model, batch, TARGETS, baseline=baseline, layer=k)
+                original, taylor.reformulate("deeplift", model, batch, TARGETS, baseline=baseline, nonlinearity=k)
             )
             for k in range(layers)
         ]

@@ -1,15 +1,22 @@
-"""Adaptive noising for SmoothTaylor (Goh et al. 2020, Sec. V, Algorithm 1).
+"""SmoothTaylor (Goh et al., ICPR 2020) and its adaptive noising (Sec. V, Algorithm 1).
 
-Per input, a line search over the noise scale ``sigma`` minimising the AUPC (sensitivity) or the AUTVC
-(noise) of the SmoothTaylor map: start at ``sigma = mean |x|``; each iteration tries ``|sigma + alpha|``,
-else ``|sigma - alpha|``; when the objective gets worse, ``alpha *= gamma`` and the stop count grows (the
-search stops once it exceeds ``s_max``); otherwise the stop count resets and the best ``sigma`` so far is
-kept. Defaults are the paper's: ``i_max=20, s_max=3, alpha=0.1, gamma=0.9``, ``R = n_roots = 150``.
+SmoothTaylor (Eq. 9 with the roots of Eq. 10): ``(1/R) sum_r (x_i - z_i^r) df(z^r)/dx_i`` with
+``z^r = x + eps_r``, ``eps_r ~ N(0, sigma^2)``; by the paper's theorem this is SmoothGrad with the map
+``M = grad f(x + eps) * (-eps)``. Its roots come from :func:`~taylorlens.methods.smoothing.gaussian_noise`,
+so the same seed gives SmoothGrad and SmoothTaylor the same noise.
 
-All inputs search together: each iteration evaluates the inputs still searching as one batch (SmoothTaylor
-through the engine's chunked gradient pass, the objective through :mod:`taylorlens.metrics`). The same
-standard-normal roots ``eps`` (drawn once from ``seed``) are scaled by every candidate ``sigma``, so
-candidates are compared on common random numbers; AUPC's perturbation noise comes from ``seed`` too.
+Adaptive noising (Algorithm 1): per input, a line search over the noise scale ``sigma`` minimising the
+AUPC (sensitivity) or the AUTVC (noise) of the SmoothTaylor map: start at ``sigma = mean |x|``; each
+iteration tries ``|sigma + alpha|``, else ``|sigma - alpha|``; when the objective gets worse,
+``alpha *= gamma`` and the stop count grows (the search stops once it exceeds ``s_max``); otherwise the
+stop count resets and the best ``sigma`` so far is kept. Defaults are the paper's: ``i_max=20, s_max=3,
+alpha=0.1, gamma=0.9``, ``R = n_roots = 150``.
+
+All inputs search together: each iteration evaluates the inputs still searching as one sub-request
+(:meth:`Request.subset`): SmoothTaylor through the engine's chunked gradient pass, the objective through
+:mod:`taylorlens.metrics`. The same standard-normal roots ``eps`` (drawn once from ``seed``) are scaled by
+every candidate ``sigma``, so candidates are compared on common random numbers; AUPC's perturbation noise
+comes from ``seed`` too.
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from taylorlens.engine import Request
+from taylorlens.engine import Points, Request
 from taylorlens.engine.checks import AttributionInputError, check_options, check_positive_int
-from taylorlens.methods.smoothing import gaussian_noise, smooth_taylor
+from taylorlens.methods.base import Method
+from taylorlens.methods.registry import register
+from taylorlens.methods.smoothing import gaussian_noise
 from taylorlens.metrics.perturbation import aupc
 from taylorlens.metrics.smoothness import autvc
 
@@ -34,28 +43,39 @@ OBJECTIVES = ("adaptive_aupc", "adaptive_autvc")
 Objective = Callable[[Any, Tensor, Tensor, Any], Tensor]
 
 
-def adaptive_smooth_taylor(
-    model: Callable,
-    inputs: Tensor,
-    target: Any = None,
-    *,
-    objective: str | Objective = "adaptive_aupc",
-    n_roots: int = 150,
-    seed: int | None = None,
-    batch_size: int | None = None,
-    **search: Any,
-) -> tuple[Tensor, Tensor]:
-    """SmoothTaylor maps at the per-input ``sigma`` chosen by Algorithm 1, and those sigmas ``(B,)``.
+@register
+class SmoothTaylor(Method):
+    """SmoothTaylor (Goh et al. 2020, Eq. 9-10): ``mean_r (x - z_r) * grad f(z_r)``, ``z_r = x + eps_r``.
 
-    ``objective``: ``"adaptive_aupc"`` / ``"aupc"``, ``"adaptive_autvc"`` / ``"autvc"``, or a callable
-    ``(model, inputs, attributions, target) -> (B,)`` to minimise. ``search``: ``i_max``, ``s_max``,
-    ``alpha``, ``gamma`` and ``metric_options`` (keyword arguments for :func:`~taylorlens.metrics.aupc` or
-    :func:`~taylorlens.metrics.autvc`, e.g. ``{"k": 3, "L": 10}`` for small images).
+    Options: ``sigma`` (0.5, the paper's Fig. 1 setting; noise std in input units), ``n_roots`` (150),
+    ``seed``. ``sigma="adaptive_aupc"`` / ``"adaptive_autvc"`` / a callable objective searches sigma per
+    input (Algorithm 1: ``adaptive`` = dict of its settings ``i_max``, ``s_max``, ``alpha``, ``gamma`` and
+    ``metric_options``, keyword arguments of the objective's metric, e.g. ``{"k": 3, "L": 10}`` for small
+    images); the returned tensor then carries the chosen sigmas as ``maps.sigmas`` (B,). A callable
+    objective is ``(model, inputs, attributions, target) -> (B,)`` scores to minimise.
     """
-    request = Request.build(model, inputs, target, batch_size)
-    with request.model_frozen():
-        maps, sigmas = adaptive_noising(request, objective, n_roots, seed, **search)
-    return maps.to(dtype=inputs.dtype), sigmas
+
+    name = "smooth_taylor"
+    # First-order Taylor terms at Gaussian roots around x: unbiased baselines only (Deng et al. 2021).
+    principles = {"low_approximation_error": "no", "correct_assignment": "no", "unbiased_baseline": "full"}
+    options = {"sigma": 0.5, "n_roots": 150, "seed": None, "adaptive": None}
+
+    def compute(self, request: Request, sigma: Any, n_roots: int, seed: int | None, adaptive: Any) -> Tensor:
+        if isinstance(sigma, str) or callable(sigma):  # adaptive noising, Algorithm 1
+            maps, sigmas = adaptive_noising(request, sigma, n_roots, seed, **(adaptive or {}))
+            maps.sigmas = sigmas
+            return maps
+        return smooth_taylor(request, gaussian_noise(request, n_roots, sigma, seed, count_name="n_roots"))
+
+
+def smooth_taylor(request: Request, noise: Tensor) -> Tensor:
+    """Eq. 9 for roots ``x + noise`` with ``noise`` of shape ``(B, R, ...)``."""
+    x, roots = request.inputs, noise.shape[1]
+
+    def build(sample: Tensor, variant: Tensor) -> Tensor:
+        return x[sample] + noise[sample, variant]
+
+    return request.gradient_sum(Points(x, roots, build), lambda chunk: -noise[chunk.sample, chunk.variant] / roots)
 
 
 def adaptive_noising(
@@ -72,10 +92,10 @@ def adaptive_noising(
     tail = (1,) * (x.dim() - 1)
 
     def evaluate(index: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
-        targets = None if request.targets is None else request.targets[index]
-        sub = Request(request.model, x[index], targets, request.batch_size)
+        sub = request.subset(index)
         maps = smooth_taylor(sub, sigma.view(-1, 1, *tail) * eps[index])
-        return score(request.model, sub.inputs, maps, targets).detach(), maps
+        inputs, targets, _ = sub.reentry()
+        return score(request.model, inputs, maps, targets).detach(), maps
 
     batch = x.shape[0]
     everyone = torch.arange(batch, device=x.device)
