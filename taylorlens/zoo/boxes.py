@@ -4,8 +4,9 @@ paper's localization remark (Sundararajan et al., Sec. 2.7).
 ``boxes(source=...)`` builds them:
 
 - ``"imagenet"``: each of foolbox's 20 labelled ImageNet images, scaled down to a seeded random side in
-  [``OBJECT_SCALE``] of the canvas and pasted at a seeded random position onto a canvas of natural texture
-  (another of the 20 images, resized and Gaussian-blurred). The box is where it was pasted, exactly.
+  ``object_scale`` (default ``OBJECT_SCALE``) of the canvas and pasted at a seeded random position onto a
+  canvas of natural texture (another of the 20 images, resized and Gaussian-blurred). The box is where it
+  was pasted, exactly.
 - ``"mnist"``: real MNIST digits (the ``split`` of ``taylorlens.zoo.mnist``) scaled to 14-20 px and pasted
   onto a 28x28 canvas of faint uniform noise, for the 28x28 models.
 - ``"quokka"``: imgaug 0.4.0's ``quokka.jpg`` with its annotated box (x1, y1, x2, y2) = (148, 50, 550, 642)
@@ -88,19 +89,22 @@ def boxes(
     size: int | None = None,
     seed: int = 0,
     samples: int | None = None,
+    object_scale: Sequence[float] = OBJECT_SCALE,
     keep_classified_by: Sequence[str] = (),
 ) -> BoxedImages:
     """Images with known object boxes from ``source`` (``SOURCES``) on a ``size`` x ``size`` canvas
     (default 224 for photos, 28 for MNIST), the first ``samples`` of them; positions and sizes are drawn from
-    ``seed``. ``keep_classified_by``: zoo model names; keep only the samples every one of them classifies as
-    ``y`` (the pasted object is still recognised). ``split`` picks MNIST's digits; the photos have only "test".
+    ``seed``; ``object_scale``: (low, high) side of the pasted photo as a fraction of the canvas side (Deng et
+    al. keep boxes under 33 % of the image: side <= 0.57). ``keep_classified_by``: zoo model names; keep only
+    the samples every one of them classifies as ``y`` (the pasted object is still recognised). ``split``
+    picks MNIST's digits; the photos have only "test".
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     if source != "mnist" and split != "test":
         raise ValueError(f"boxes from {source!r} have only the split 'test', got {split!r}")
     if source == "imagenet":
-        data = _pasted_imagenet(size or CROP_SIZE, seed)
+        data = _pasted_imagenet(size or CROP_SIZE, seed, tuple(object_scale))
     elif source == "mnist":
         data = _pasted_mnist(split, size or 28, seed, samples)
     else:
@@ -148,11 +152,11 @@ def _resized(image: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((side, side), Image.BICUBIC))
 
 
-def _pasted_imagenet(size: int, seed: int) -> BoxedImages:
+def _pasted_imagenet(size: int, seed: int, object_scale: tuple[float, ...]) -> BoxedImages:
     images = labelled_images()
     generator = np.random.default_rng(seed)
     offset = int(generator.integers(1, len(images)))  # background = another image, never the object's own
-    low, high = (round(scale * size) for scale in OBJECT_SCALE)
+    low, high = (round(scale * size) for scale in object_scale)
     canvases, corners, names = [], [], []
     for index, (name, image, _) in enumerate(images):
         background_name, background, _ = images[(index + offset) % len(images)]
