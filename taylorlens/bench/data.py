@@ -53,6 +53,9 @@ def load_data(config: BenchConfig) -> BenchData:
         return BenchData(x.to(config.device), y.to(config.device), [s.name for s in samples])
     if config.dataset == "boxes":
         boxed = zoo.dataset("boxes", split=config.split, samples=config.samples, **config.data_options)
+        if len(boxed.y) < config.samples:
+            raise ConfigError(f"data.samples={config.samples} but only {len(boxed.y)} boxes images are left "
+                              f"(after keep_classified_by); set data.samples <= {len(boxed.y)}")
         return BenchData(boxed.x.to(config.device), boxed.y.to(config.device), boxed.names,
                          boxed.masks.to(config.device))  # fmt: skip
     x, y = zoo.dataset(config.dataset, split=config.split)

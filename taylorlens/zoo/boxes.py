@@ -93,11 +93,13 @@ def boxes(
     keep_classified_by: Sequence[str] = (),
 ) -> BoxedImages:
     """Images with known object boxes from ``source`` (``SOURCES``) on a ``size`` x ``size`` canvas
-    (default 224 for photos, 28 for MNIST), the first ``samples`` of them; positions and sizes are drawn from
-    ``seed``; ``object_scale``: (low, high) side of the pasted photo as a fraction of the canvas side (Deng et
-    al. keep boxes under 33 % of the image: side <= 0.57). ``keep_classified_by``: zoo model names; keep only
-    the samples every one of them classifies as ``y`` (the pasted object is still recognised). ``split``
-    picks MNIST's digits; the photos have only "test".
+    (default 224 for photos, 28 for MNIST).
+
+    Positions and sizes are drawn from ``seed``; ``object_scale``: (low, high) side of the pasted photo as a
+    fraction of the canvas side (Deng et al. keep boxes under 33 % of the image: side <= 0.57).
+    ``keep_classified_by``: zoo model names; keep only the samples every one of them classifies as ``y`` (the
+    pasted object is still recognised). Then the first ``samples`` are returned. ``split`` picks MNIST's
+    digits; the photos have only "test".
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
@@ -106,13 +108,13 @@ def boxes(
     if source == "imagenet":
         data = _pasted_imagenet(size or CROP_SIZE, seed, tuple(object_scale))
     elif source == "mnist":
-        data = _pasted_mnist(split, size or 28, seed, samples)
+        data = _pasted_mnist(split, size or 28, seed, None if keep_classified_by else samples)
     else:
         data = _quokka_boxes(size or CROP_SIZE)
-    if samples is not None:
-        data = data.subset(torch.arange(len(data.y)) < samples)
     for name in keep_classified_by:
         data = data.subset(_classified(name, data))
+    if samples is not None:
+        data = data.subset(torch.arange(len(data.y)) < samples)
     return data
 
 
