@@ -15,7 +15,11 @@ install:
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
 	$(PIP) install --quiet -c constraints.txt -e ".[test,ray]"
 
+# The photo grid first (20 labelled ImageNet images from foolbox's wheel, fetched once, ~2 MB), then digits.
+DEMO_PHOTO_METHODS = gradient_x_input,integrated_gradients,smoothgrad,deeplift,epsilon_lrp,guided_backprop
+
 demo: install
+	$(PYTHON) -m taylorlens explain --inputs imagenet --count 4 --methods $(DEMO_PHOTO_METHODS) --out results/explain_photos
 	$(PYTHON) -m taylorlens explain --out results/explain
 	$(PYTHON) -m taylorlens bench benchmarks/papers/quickstart.toml --out results/quickstart
 	$(PYTHON) -m taylorlens report results/quickstart

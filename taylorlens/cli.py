@@ -38,9 +38,12 @@ def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="taylorlens", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
     explain = commands.add_parser("explain", help="attribute a model on a few inputs; write maps and a summary")
-    explain.add_argument("--model", default=DEFAULT_MODEL, help="zoo name, TorchScript file or module:function")
+    explain.add_argument("--model", default=None,
+                         help=f"zoo name, TorchScript file or module:function (default: {DEFAULT_MODEL}; "
+                         "efficientnet_lite0 for photos/imagenet)")
     explain.add_argument("--inputs", default=DEFAULT_INPUTS,
-                         help="digits, fashion_mnist, photos, a .npz (x[, y]) or an image folder")
+                         help="digits, mnist, fashion_mnist, photos, imagenet (20 labelled ImageNet images), "
+                         "a .npz (x[, y]) or an image folder")
     explain.add_argument("--methods", default=None, help="comma-separated method names (default: all maps)")
     explain.add_argument("--out", default="results/explain", help="output directory")
     explain.add_argument("--count", type=int, default=6, help="number of input samples")

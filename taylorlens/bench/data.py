@@ -17,6 +17,7 @@ class BenchData:
     inputs: Tensor
     labels: Tensor
     names: list[str]
+    boxes: Tensor | None = None  # (N, H, W) bool object masks, for bbox_accuracy / attribution_in_box
 
     def targets(self, config: BenchConfig, model: nn.Module) -> Tensor:
         """The explained class per sample: the true label or the model's prediction."""
@@ -33,8 +34,8 @@ def reference_samples(dataset: str, spec: str, device: str) -> Tensor:
     split, _, count = spec.partition(":")
     if split != "train" or not count.isdigit() or int(count) < 1:
         raise ConfigError(f"references must be 'train:N' (the first N training samples), got {spec!r}")
-    if dataset == "photos":
-        raise ConfigError("references 'train:N' needs a data set with a training split (digits, fashion_mnist)")
+    if dataset in ("photos", "imagenet", "boxes"):
+        raise ConfigError("references 'train:N' needs a data set with a training split (digits, mnist, fashion_mnist)")
     x, _ = zoo.dataset(dataset, split="train")
     return x[: int(count)].to(device)
 
@@ -45,6 +46,18 @@ def load_data(config: BenchConfig) -> BenchData:
         photos = list(zoo.photos().values())[: config.samples]
         x = torch.stack([p.tensor for p in photos])
         return BenchData(x.to(config.device), torch.full((len(photos),), -1), [p.name for p in photos])
+    if config.dataset == "imagenet":  # 20 labelled images, then the 6 photos (label -1: use target "predicted")
+        samples = list(zoo.imagenet_samples(**config.data_options).values())[: config.samples]
+        x = torch.stack([s.tensor for s in samples])
+        y = torch.tensor([-1 if s.label is None else s.label for s in samples])
+        return BenchData(x.to(config.device), y.to(config.device), [s.name for s in samples])
+    if config.dataset == "boxes":
+        boxed = zoo.dataset("boxes", split=config.split, samples=config.samples, **config.data_options)
+        if len(boxed.y) < config.samples:
+            raise ConfigError(f"data.samples={config.samples} but only {len(boxed.y)} boxes images are left "
+                              f"(after keep_classified_by); set data.samples <= {len(boxed.y)}")
+        return BenchData(boxed.x.to(config.device), boxed.y.to(config.device), boxed.names,
+                         boxed.masks.to(config.device))  # fmt: skip
     x, y = zoo.dataset(config.dataset, split=config.split)
     if config.samples > x.shape[0]:
         raise ConfigError(f"data.samples={config.samples} but {config.dataset} {config.split} has {x.shape[0]}")

@@ -28,18 +28,24 @@ FIELDS: dict[str, tuple[str | None, str | None, str | None]] = {
     "attribution_in_box": (None, None, None),
 }
 NEEDS_SEED = ("sensitivity_n", "perturbation_curve", "aupc", "infidelity")
+NEEDS_BOXES = ("bbox_accuracy", "attribution_in_box")
 
 
 def measure(
-    metric: Entry, model: Any, inputs: Tensor, attributions: Tensor, targets: Tensor, seed: int
+    metric: Entry, model: Any, inputs: Tensor, attributions: Tensor, targets: Tensor, seed: int,
+    boxes: Tensor | None = None,
 ) -> tuple[list[float], list[dict[str, list[float]] | None]]:
     """Run ``metric`` on a batch; return one value and one curve ``{"x": [...], "y": [...]}`` (or None) per
-    sample."""
+    sample. ``boxes`` (the batch's object masks) go to the localization metrics."""
     if metric.name not in FIELDS:
         raise ConfigError(f"unknown metric {metric.name!r}; known: {', '.join(sorted(FIELDS))}")
     options = dict(metric.options)
     if metric.name in NEEDS_SEED:
         options.setdefault("seed", seed)
+    if metric.name in NEEDS_BOXES and "boxes" not in options:
+        if boxes is None:
+            raise ConfigError(f"metric {metric.name} needs object boxes: use data.dataset = \"boxes\"")
+        options["boxes"] = boxes
     result = getattr(metrics, metric.name)(model, inputs, attributions, targets, **options)
     value_field, curve_field, x_field = FIELDS[metric.name]
     batch = inputs.shape[0]

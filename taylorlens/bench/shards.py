@@ -63,11 +63,14 @@ def method_options(config: BenchConfig, method: Entry, batch: int) -> dict[str, 
 
 
 def compute_shard(
-    config: BenchConfig, shard: Shard, model: nn.Module, inputs: Tensor, targets: Tensor
+    config: BenchConfig, shard: Shard, model: nn.Module, inputs: Tensor, targets: Tensor,
+    boxes: Tensor | None = None,
 ) -> ShardResult:
-    """Attributions of one batch and every metric on them (nothing is written here)."""
+    """Attributions of one batch and every metric on them (nothing is written here). ``boxes``: the data
+    set's object masks, for the localization metrics."""
     index = torch.as_tensor(shard.samples, device=inputs.device)
     x, target = inputs[index], targets[index]
+    batch_boxes = None if boxes is None else boxes[index]
     method_key = shard.method_key(config)
     start = time.perf_counter()
     with pass_seconds() as elapsed:
@@ -76,7 +79,8 @@ def compute_shard(
         attribution_pass_seconds = elapsed()
         rows = []
         for metric in config.metrics:
-            values, curves = measure(metric, model, x, maps, target, seed=config.seed + shard.batch)
+            values, curves = measure(metric, model, x, maps, target, seed=config.seed + shard.batch,
+                                     boxes=batch_boxes)  # fmt: skip
             rows += [
                 ResultRow(shard.model, method_key, metric_key(metric, method_key), metric.name, metric.label,
                           sample, value, curve)

