@@ -54,11 +54,12 @@ class PlainOps:
 def lstm_step(ops: Any, projected: Tensor, state: tuple[Tensor, ...], weights: Sequence[Tensor | None]) -> tuple:
     w_hh, b_hh, w_hr = weights
     h, c = state
-    i, f, g, o = (projected + F.linear(h, w_hh, b_hh)).chunk(4, dim=-1)
-    c = ops.product(torch.mul, ops.elementwise(torch.sigmoid, f), c) + ops.product(
-        torch.mul, ops.elementwise(torch.sigmoid, i), ops.elementwise(torch.tanh, g)
-    )
-    h = ops.product(torch.mul, ops.elementwise(torch.sigmoid, o), ops.elementwise(torch.tanh, c))
+    gates = projected + F.linear(h, w_hh, b_hh)
+    # One elementwise call for the three sigmoid gates (the sigmoid of the g block is computed and unused).
+    i, f, _, o = ops.elementwise(torch.sigmoid, gates).chunk(4, dim=-1)
+    g = ops.elementwise(torch.tanh, gates.chunk(4, dim=-1)[2])
+    c = ops.product(torch.mul, f, c) + ops.product(torch.mul, i, g)
+    h = ops.product(torch.mul, o, ops.elementwise(torch.tanh, c))
     return (h if w_hr is None else F.linear(h, w_hr)), c
 
 
