@@ -233,3 +233,34 @@ def test_captum_deeplift_misses_summation_to_delta_on_a_small_bert(make_inputs, 
         )
     assert (ours_gap <= 1e-6 * scale).all()
     assert (theirs_gap > 1e-3 * delta).any()
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "message"),
+    [
+        ("deeplift", {"products": "shapley"}, "products must be one of 'gradient', 'symmetric', got 'shapley'"),
+        ("epsilon_lrp", {"products": None}, "products must be one of 'gradient', 'symmetric', got None"),
+        ("guided_backprop", {"non_relu": "keep"}, "non_relu must be one of 'refuse', 'gradient', got 'keep'"),
+    ],
+)
+def test_bad_product_options_get_clear_errors(make_mlp, make_inputs, method, options, message):
+    with pytest.raises(taylorlens.AttributionInputError, match=message):
+        taylorlens.attribute(make_mlp(), make_inputs(2, 5), 0, method, **options)
+
+
+def test_the_default_rules_still_refuse_attention_and_packed_sequences_stay_refused(make_inputs):
+    model, shape = build("bert")
+    with pytest.raises(taylorlens.UnsupportedModelError, match="calls layer_norm"):
+        taylorlens.attribute(model, make_inputs(2, *shape), 1, "deeplift")
+
+    class Packed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(8, 4, batch_first=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            packed = nn.utils.rnn.pack_padded_sequence(x, [x.shape[1]] * x.shape[0], batch_first=True)
+            return self.rnn(packed)[1][0]
+
+    with pytest.raises(taylorlens.UnsupportedModelError, match="packed sequence"):
+        taylorlens.attribute(Packed().double().eval(), make_inputs(2, 5, 8), 1, "deeplift", products="symmetric")
