@@ -10,6 +10,12 @@ the weights):
   ``nn.ReLU`` module per use so that Captum's hook-based methods accept it), with fewer steps/samples than
   the CNN: the counts are printed.
 
+``--models bert lstm`` (not in the default run) times DeepLIFT and epsilon-LRP with ``products="symmetric"``
+on a random BERT-base-sized encoder (sequence 128, batch 4, at ``inputs_embeds``) and on Ancona et al.'s
+IMDB LSTM shape (500 tokens, at the embeddings), against Captum's DeepLift (which runs there but misses
+summation-to-delta) and LRP (which refuses these models). The ideal is the plain pass of the fused model
+(torch's attention kernel, cuDNN-style fused ``nn.LSTM``).
+
 For each method the table gives the median wall-clock time over interleaved rounds, the ideal time, their
 ratio, Captum's median time for the same work and the largest absolute difference between the two results
 (``random`` where both draw their own noise). Ideal = points evaluated x the best per-point cost of a plain
@@ -104,6 +110,34 @@ class ResNet18(nn.Module):
         return self.fc(self.pool(self.blocks(self.stem(x))).flatten(1))
 
 
+class BertBaseAtEmbeddings(nn.Module):
+    """A random BERT-base-sized encoder (12 layers, hidden 768, 12 heads) at ``inputs_embeds``, 2 logits."""
+
+    def __init__(self, layers: int = 12, hidden: int = 768) -> None:
+        super().__init__()
+        import transformers
+
+        config = transformers.BertConfig(
+            hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=hidden // 64,
+            intermediate_size=4 * hidden, vocab_size=100,
+        )
+        self.bert, self.head = transformers.BertModel(config), nn.Linear(hidden, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.bert(inputs_embeds=x).pooler_output)
+
+
+class ImdbLSTM(nn.Module):
+    """Ancona et al. App. C.4's IMDB model after its Embedding(5000, 32): LSTM(64) -> Linear(1), at the embeddings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm, self.out = nn.LSTM(32, 64, batch_first=True), nn.Linear(64, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.lstm(x)[0][:, -1])
+
+
 @dataclass(frozen=True)
 class Setup:
     """One model and the work sizes used on it."""
@@ -119,6 +153,9 @@ class Setup:
     repeats: int = 5
     budget: float = 12.0  # seconds of timed rounds per method (at least one round always runs)
     pass_sizes: tuple[int, ...] = (1, 8, 16, 32, 64, 128, 256, 512, 1024)
+    #: Only these methods (None: all), and options added to the modified-gradient methods.
+    methods: tuple[str, ...] | None = None
+    modified: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -164,14 +201,14 @@ def cases(setup: Setup, model: nn.Module, references: Tensor) -> list[Case]:
         Case("interior_gradients", {"alphas": torch.arange(1, n + 1) / n}, b * n, note=f"{n} alphas"),
         Case(
             "deeplift",
-            {},
+            dict(setup.modified),
             2 * b,
             note="x2: references share the batch",
             captum=lambda x, t: captum.DeepLift(model).attribute(x, 0.0, t),
         ),
         Case(
             "epsilon_lrp",
-            {},
+            dict(setup.modified),
             b,
             note="Captum: LRP (epsilon rule)",
             captum=lambda x, t: captum.LRP(model).attribute(x, t),
@@ -229,7 +266,7 @@ def run_setup(setup: Setup, methods: list[str] | None) -> str:
     ]
     rows = []
     for case in cases(setup, model, references):
-        if methods and case.method not in methods:
+        if (methods and case.method not in methods) or (setup.methods and case.method not in setup.methods):
             continue
         case.row = time_case(setup, case, model, x, target, costs[case.backward])
         rows.append(case.row)
@@ -290,8 +327,18 @@ def _by_size(cost: PassCost) -> str:
     return ", ".join(f"{size}: {value * 1e3:.2f}" for size, value in cost.by_batch_size.items()) + " ms/point"
 
 
+#: DeepLIFT and epsilon-LRP through attention and recurrent layers (``products="symmetric"``).
+PRODUCTS = {"methods": ("deeplift", "epsilon_lrp"), "modified": {"products": "symmetric"}}
 SETUPS = {
     "cnn": Setup("small CNN", SmallCNN, (1, 28, 28), 64, 10, steps=50, roots=150, window=(1, 1, 1)),
+    "bert": Setup(
+        "BERT-base-sized (random), at inputs_embeds", BertBaseAtEmbeddings, (128, 768), 4, 2, steps=1, roots=1,
+        window=(128, 768), repeats=2, budget=0.0, pass_sizes=(4, 8), **PRODUCTS,
+    ),
+    "lstm": Setup(
+        "IMDB LSTM (Embedding 5000x32 -> LSTM 64 -> Linear 1), at the embeddings", ImdbLSTM, (500, 32), 4, 1,
+        steps=1, roots=1, window=(500, 32), repeats=3, budget=10.0, pass_sizes=(4, 8), **PRODUCTS,
+    ),
     "resnet": Setup(
         "ResNet-18-like",
         ResNet18,
@@ -333,13 +380,21 @@ QUICK = {
         budget=0.0,
         pass_sizes=(2,),
     ),
+    "bert": Setup(
+        "BERT-sized (quick: 2 layers, hidden 128, seq 32)", lambda: BertBaseAtEmbeddings(2, 128), (32, 128), 2, 2,
+        steps=1, roots=1, window=(32, 128), repeats=1, budget=0.0, pass_sizes=(2, 4), **PRODUCTS,
+    ),
+    "lstm": Setup(
+        "IMDB LSTM (quick: 100 tokens)", ImdbLSTM, (100, 32), 2, 1, steps=1, roots=1, window=(100, 32),
+        repeats=1, budget=0.0, pass_sizes=(2, 4), **PRODUCTS,
+    ),
 }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run on small inputs (~1 minute)")
-    parser.add_argument("--models", nargs="+", choices=sorted(SETUPS), default=sorted(SETUPS))
+    parser.add_argument("--models", nargs="+", choices=sorted(SETUPS), default=["cnn", "resnet"])
     parser.add_argument("--methods", nargs="+", default=None, help="only these methods")
     args = parser.parse_args(argv)
     setups = QUICK if args.quick else SETUPS

@@ -9,7 +9,9 @@ go through the same chunking as the first-order passes (:mod:`taylorlens.engine.
 
 One product costs one forward-over-reverse pass (``torch.func.jvp`` of ``torch.func.grad``, which also
 returns the gradient); models whose operations have no forward-mode derivative fall back to double
-backward. Cost on CPU: about 2.5-3x one forward+backward pass (see benchmarks/taylor.py).
+backward. Cost on CPU: about 2.5-3x one forward+backward pass (see benchmarks/taylor.py). Attention
+(``F.scaled_dot_product_attention``) runs on torch's math kernel during these passes: the fused CPU and
+flash kernels have no second derivative.
 
 The diagonal is exact (one product per feature, ``H e_i``) or a Hutchinson-style estimate
 ``diag(H) ~ (1/P) sum_p z_p * (H z_p)`` with Rademacher probes ``z_p`` (Bekas, Kokiopoulou & Saad 2007),
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 from torch.func import grad, jvp
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from taylorlens.engine.checks import AttributionInputError, check_positive_int
 from taylorlens.engine.passes import Builder, Chunk, Points, inputs_points, run_chunks
@@ -57,7 +60,8 @@ def hvp_chunks(request: Request, points: Points, directions: Builder) -> Iterato
         def explained(point: Tensor) -> Tensor:
             return request.call.explained(point, rows, chosen)
 
-        outputs, grads, hvps = _gradient_and_hvp(explained, batch, vectors)
+        with sdpa_kernel(SDPBackend.MATH):  # the fused attention kernels have no double backward
+            outputs, grads, hvps = _gradient_and_hvp(explained, batch, vectors)
         return HessianChunk(sample, variant, batch, outputs, grads, vectors, hvps)
 
     yield from run_chunks(request, points, "hvp", evaluate)

@@ -33,6 +33,10 @@ import torch
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
+from taylorlens.engine.checks import check_choice
+from taylorlens.engine.decompositions import DECOMPOSITIONS
+from taylorlens.engine.recurrent import RECURRENT
+
 #: Elementwise nonlinearities whose gradient a rule replaces (matched by the called function's name).
 ELEMENTWISE = frozenset(
     {
@@ -59,6 +63,27 @@ UNSUPPORTED = frozenset(
 )
 
 
+#: Products of two activations (bilinear in their two tensor arguments) split by ``products="symmetric"``.
+PRODUCTS = frozenset({"mul", "multiply", "__mul__", "__rmul__", "matmul", "__matmul__", "bmm"})
+#: Quotients of two activations: ``a * reciprocal(b)``, a product and an elementwise function.
+QUOTIENTS = frozenset({"div", "divide", "true_divide", "__truediv__"})
+#: Refused by ``products="symmetric"`` when two of their tensor arguments depend on the inputs: they are
+#: not split into products, so they would silently break summation-to-delta.
+UNSPLIT_PRODUCTS = frozenset(
+    {
+        "einsum", "mm", "mv", "dot", "vdot", "inner", "outer", "kron", "tensordot", "addmm", "addmv", "addbmm",
+        "baddbmm", "addr", "addcmul", "addcdiv", "bilinear", "maximum", "minimum", "fmax", "fmin", "cross",
+        "mul_", "__imul__", "div_", "__itruediv__", "matmul_",
+    }
+)
+#: Refused by ``products="symmetric"`` when their input depends on the inputs (products in disguise).
+UNSPLIT_REDUCTIONS = frozenset(
+    {"prod", "cumprod", "var", "std", "var_mean", "std_mean", "norm", "linalg_vector_norm", "logsumexp"}
+)
+#: Operations :mod:`~taylorlens.engine.decompositions` and :mod:`~taylorlens.engine.recurrent` recompute.
+DECOMPOSED = {**DECOMPOSITIONS, **RECURRENT}
+
+
 class UnsupportedModelError(RuntimeError):
     """The model uses an operation a modified-gradient method cannot handle."""
 
@@ -68,14 +93,36 @@ class Rule:
 
     ``replace`` returns a tensor equal to ``out`` whose gradient with respect to ``z`` is the rule's.
     ``needs_reference``: the batch is ``[points; references]`` and ``replace`` gets the split index.
+
+    ``products``: ``"gradient"`` (the papers' rules) keeps the ordinary gradient of products of
+    activations and refuses the operations that hide products and nonlinearities (softmax,
+    normalisations, attention kernels, fused recurrent layers). ``"symmetric"`` gives every product
+    ``z = a * b`` (elementwise or matrix) the modified gradients ``dz/da = b_bar``, ``dz/db = a_bar`` of
+    :meth:`product_factors`, and recomputes those operations from products, linear maps and elementwise
+    functions (:mod:`~taylorlens.engine.decompositions`, :mod:`~taylorlens.engine.recurrent`) so the rule
+    reaches every nonlinearity inside. ``decomposes_softmax`` and ``constant_statistics`` say how the
+    rule treats softmax and normalisation statistics there.
     """
 
     name = "rule"
     needs_reference = False
     supported: frozenset[str] = ELEMENTWISE
+    products = "gradient"
+    decomposes_softmax = True
+    constant_statistics = False
+    #: Operations (by name) that keep their ordinary gradient, however they are built.
+    passed_through: frozenset[str] = frozenset()
 
     def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
         raise NotImplementedError
+
+    def product_factors(self, a: Tensor, b: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """The constants ``(a_bar, b_bar)`` of ``dz = b_bar da + a_bar db`` for ``z = a * b``."""
+        raise NotImplementedError
+
+    def shared_max(self, x: Tensor, dim: int, n: int) -> Tensor:
+        """A constant per softmax row, shared by a point and its reference (its value cancels)."""
+        return x.detach().amax(dim, keepdim=True)
 
 
 class _MultipliedGradient(torch.autograd.Function):
@@ -105,22 +152,50 @@ def derivative(f: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
     return slope
 
 
+def _check_products(products: str, choices: tuple[str, ...] = ("gradient", "symmetric")) -> str:
+    return check_choice("products", products, choices)
+
+
+def _paired(t: Tensor, n: int, what: str = "a nonlinearity") -> tuple[Tensor, Tensor]:
+    """The points and the references of a ``[points; references]`` batch."""
+    if t.dim() == 0 or t.shape[0] != 2 * n:
+        raise UnsupportedModelError(
+            "deeplift needs each nonlinearity to see the whole batch (points and references along "
+            f"dimension 0); {what} received a tensor of shape {tuple(t.shape)}"
+        )
+    return t[:n], t[n:]
+
+
 class RescaleRule(Rule):
     """DeepLIFT Rescale (Ancona et al., Prop. 2): ``g = (f(z) - f(z_ref)) / (z - z_ref)``.
 
     Where ``|z - z_ref|`` is below ``sqrt(machine eps) * max(1, |z|)`` the ratio is replaced by its limit,
     the derivative at the midpoint (second-order accurate), so no division by a vanishing denominator occurs.
+
+    ``products="symmetric"``: a product ``z = a * b`` of two activations gets ``dz/da = (b + b_ref) / 2``
+    and ``dz/db = (a + a_ref) / 2``, so ``Δz = ((b + b_ref)/2) Δa + ((a + a_ref)/2) Δb`` holds exactly (the
+    two-player Shapley split of ``Δz``; per term for matrix products). With the decompositions of softmax,
+    normalisations, attention and recurrent layers, the attributions then sum to ``f(x) - f(x_ref)`` on
+    any network of linear maps, elementwise functions and products (summation-to-delta). The default
+    ``"gradient"`` is the papers' DeepLIFT: Ancona et al. Sec. 3.1's ``ReLU(x1 - 1) * ReLU(x2)`` misses it.
     """
 
     name = "rescale"
     needs_reference = True
 
+    def __init__(self, products: str = "gradient") -> None:
+        self.products = _check_products(products)
+
+    def product_factors(self, a: Tensor, b: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        return _pair_mean(a, n), _pair_mean(b, n)
+
+    def shared_max(self, x: Tensor, dim: int, n: int) -> Tensor:
+        point, reference = _paired(x.detach().amax(dim, keepdim=True), n, "softmax")
+        shared = torch.maximum(point, reference)
+        return torch.cat([shared, shared])
+
     def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
-        if z.shape[0] != 2 * n:
-            raise UnsupportedModelError(
-                "deeplift needs each nonlinearity to see the whole batch (points and references along "
-                f"dimension 0); a nonlinearity received a tensor of shape {tuple(z.shape)}"
-            )
+        _paired(z, n)
         z_x, z_ref = z[:n].detach(), z[n:].detach()
         delta = z_x - z_ref
         tol = torch.finfo(z.dtype).eps ** 0.5 * torch.clamp(z_x.abs(), min=1.0)
@@ -133,13 +208,35 @@ class RescaleRule(Rule):
         return with_multiplier(z, out, torch.cat([multiplier, multiplier]))
 
 
+def _pair_mean(t: Tensor, n: int) -> Tensor:
+    point, reference = _paired(t, n, "a product of activations")
+    mean = (point + reference) / 2
+    return torch.cat([mean, mean])
+
+
 class EpsilonRule(Rule):
-    """epsilon-LRP (Ancona et al., Prop. 1): ``g = f(z) / (z + epsilon * sign(z))``, ``sign(0) = 1``."""
+    """epsilon-LRP (Ancona et al., Prop. 1): ``g = f(z) / (z + epsilon * sign(z))``, ``sign(0) = 1``.
+
+    ``products="symmetric"`` follows AttnLRP (Achtibat et al., ICML 2024), written as modified gradients
+    (relevance = activation * modified gradient): the uniform rule for a product ``z = a * b`` of two
+    activations, ``dz/da = b / 2`` and ``dz/db = a / 2`` (each factor gets half of ``R_z``; per term for
+    matrix products); the softmax rule ``R_i = x_i (R^out_i - s_i sum_j R^out_j)`` (Prop. 3.1), which is
+    the ordinary softmax gradient times the input; the LN-rule of Ali et al. (ICML 2022, Sec. 4.2) for
+    layer/group/instance/RMS norm and ``F.normalize``: the normalising statistic is a constant, and so is
+    the denominator of a quotient ``a / b`` of two activations. Elementwise functions keep the identity
+    rule of Eq. 2 (``g = f(z) / z``, stabilised).
+    """
 
     name = "epsilon"
+    decomposes_softmax = False
+    constant_statistics = True
 
-    def __init__(self, epsilon: float) -> None:
+    def __init__(self, epsilon: float, products: str = "gradient") -> None:
         self.epsilon = epsilon
+        self.products = _check_products(products)
+
+    def product_factors(self, a: Tensor, b: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        return a / 2, b / 2
 
     def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
         zd = z.detach()
@@ -168,34 +265,114 @@ class _PositiveBackward(torch.autograd.Function):
         return (grad * gate if ctx.gated else grad), None, None
 
 
+def _passed_through(non_relu: str) -> frozenset[str]:
+    """With ``non_relu="gradient"`` every operation but the ReLU-type units keeps its ordinary gradient."""
+    if check_choice("non_relu", non_relu, ("refuse", "gradient")) == "refuse":
+        return frozenset()
+    return (ELEMENTWISE | UNSUPPORTED) - RELU_LIKE - {"rnn_relu", "rnn_relu_cell"}
+
+
 class GuidedReLURule(Rule):
-    """Guided backpropagation: ``grad_in = relu'(z) * max(grad_out, 0)`` at each ReLU-type unit."""
+    """Guided backpropagation: ``grad_in = relu'(z) * max(grad_out, 0)`` at each ReLU-type unit.
+
+    ``non_relu``: ``"refuse"`` (default) raises on any other nonlinearity; ``"gradient"`` lets every other
+    operation (tanh, GELU, softmax, normalisations, attention, LSTM/GRU) keep its ordinary gradient.
+    """
 
     name = "guided"
     supported = RELU_LIKE
+
+    def __init__(self, non_relu: str = "refuse") -> None:
+        self.passed_through = _passed_through(non_relu)
 
     def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
         return _PositiveBackward.apply(z, out.detach(), derivative(f, z))
 
 
 class DeconvReLURule(Rule):
-    """Deconvnet: ``grad_in = max(grad_out, 0)`` at each ReLU-type unit, whatever the unit's input."""
+    """Deconvnet: ``grad_in = max(grad_out, 0)`` at each ReLU-type unit, whatever the unit's input.
+
+    ``non_relu`` as for :class:`GuidedReLURule`.
+    """
 
     name = "deconv"
     supported = RELU_LIKE
 
+    def __init__(self, non_relu: str = "refuse") -> None:
+        self.passed_through = _passed_through(non_relu)
+
     def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
         return _PositiveBackward.apply(z, out.detach(), None)
+
+
+class RuleOps:
+    """The operations decompositions are written in, each applying the rule of the context.
+
+    ``elementwise(f, z)``: ``f(z)`` with the rule's modified gradient; ``product(func, a, b)``: a bilinear
+    ``func`` (``torch.mul``, ``torch.matmul``) with the rule's product split; ``statistic(t)``: ``t``, or
+    a constant for rules with ``constant_statistics``; ``shared_max``: a softmax shift shared by a point and
+    its reference; ``refuse(message)`` raises :class:`UnsupportedModelError`.
+    """
+
+    def __init__(self, rule: Rule, n_points: int) -> None:
+        self.rule, self.n_points = rule, n_points
+        self.decomposes_softmax = rule.decomposes_softmax
+
+    def elementwise(self, f: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
+        if not (isinstance(z, Tensor) and z.requires_grad and z.is_floating_point()):
+            return f(z)
+        with torch.no_grad():
+            out = f(z)
+        return self.rule.replace(f, z, out, self.n_points)
+
+    def product(self, func: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor) -> Tensor:
+        if not (_input_dependent(a) and _input_dependent(b)):
+            return func(a, b)
+        a_bar, b_bar = self.rule.product_factors(a.detach(), b.detach(), self.n_points)
+        with torch.no_grad():
+            out = func(a, b)
+        split = func(a, b_bar) + func(a_bar, b)  # the modified gradient; its value is replaced by ``out``
+        return out + (split - split.detach())
+
+    def quotient(self, a: Tensor, b: Tensor) -> Tensor:
+        return self.product(torch.mul, a, self.elementwise(torch.reciprocal, self.statistic(b)))
+
+    def statistic(self, t: Tensor) -> Tensor:
+        return t.detach() if self.rule.constant_statistics else t
+
+    def shared_max(self, x: Tensor, dim: int) -> Tensor:
+        return self.rule.shared_max(x, dim, self.n_points)
+
+    def refuse(self, message: str) -> None:
+        raise UnsupportedModelError(f"{message} ({self.rule.name} rule, products={self.rule.products!r})")
+
+
+def _input_dependent(value: Any) -> bool:
+    return isinstance(value, Tensor) and value.requires_grad
+
+
+def _any_input_dependent(args: tuple, kwargs: dict) -> bool:
+    values = [*args, *kwargs.values()]
+    return any(
+        _input_dependent(v) or (isinstance(v, list | tuple) and any(map(_input_dependent, v))) for v in values
+    )
 
 
 class _SwapNonlinearityGradients(TorchFunctionMode):
     def __init__(self, rule: Rule, n_points: int) -> None:
         super().__init__()
         self.rule, self.n_points = rule, n_points
+        self.ops = RuleOps(rule, n_points)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
+        if self.rule.products == "symmetric":
+            result = self._split_products(func, name, args, kwargs)
+            if result is not NotImplemented:
+                return result
+        elif name in self.rule.passed_through:
+            return func(*args, **kwargs)
         if name in UNSUPPORTED or (name.endswith("_") and name[:-1] in ELEMENTWISE):
             raise UnsupportedModelError(_unsupported_message(self.rule, name))
         if name not in ELEMENTWISE or not args or not isinstance(args[0], Tensor) or not args[0].requires_grad:
@@ -221,6 +398,26 @@ class _SwapNonlinearityGradients(TorchFunctionMode):
         with torch.no_grad():  # the value only: the rule decides the gradient
             out = f(z)
         return self.rule.replace(f, z, out, self.n_points)
+
+
+    def _split_products(self, func: Callable, name: str, args: tuple, kwargs: dict) -> Any:
+        """Products, quotients and decomposed operations under ``products="symmetric"``; else NotImplemented."""
+        if name in DECOMPOSED and _any_input_dependent(args, kwargs):
+            return DECOMPOSED[name](self.ops, *args, **kwargs)
+        two = len(args) >= 2 and _input_dependent(args[0]) and _input_dependent(args[1])
+        if name in PRODUCTS and two and not kwargs:
+            return self.ops.product(func, args[0], args[1])
+        if name in QUOTIENTS and two and kwargs.get("rounding_mode") is None:
+            return self.ops.quotient(args[0], args[1])
+        if name == "__rtruediv__" and _input_dependent(args[0]) and not isinstance(args[1], Tensor):
+            return self.ops.elementwise(lambda t: func(t, *args[1:]), args[0])
+        dependent = sum(map(_input_dependent, (*args, *kwargs.values())))
+        if (name in UNSPLIT_PRODUCTS and dependent >= 2) or (name in UNSPLIT_REDUCTIONS and dependent):
+            self.ops.refuse(
+                f"the model calls {name} on activations: it is not split into products, elementwise functions "
+                "and linear maps, so summation-to-delta would not hold"
+            )
+        return NotImplemented
 
 
 def _out_of_place(func: Callable, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
