@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -44,10 +47,29 @@ def as_images(values: Tensor) -> Tensor:
     return values.reshape(values.shape[0], -1, *values.shape[-2:])
 
 
-def only_attributions(model: Any, inputs: Any, attributions: Tensor | None) -> Tensor:
-    """The attributions, also when they are passed as the only positional argument."""
-    if attributions is not None:
-        return attributions
-    if isinstance(model, Tensor) and inputs is None:
-        return model
-    raise AttributionInputError("pass the attributions: metric(model, inputs, attributions, target) or metric(maps)")
+def attributions_only(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Let a model-free metric ``metric(attributions, **options)`` keep its old call style
+    ``metric(model, inputs, attributions, target, ...)`` (or ``model=``/``inputs=``/``target=`` keywords) for
+    one release, with a :class:`DeprecationWarning`."""
+
+    @functools.wraps(function)
+    def metric(*args: Any, **options: Any) -> Any:
+        legacy = {name: options.pop(name) for name in LEGACY_ARGUMENTS if name in options}
+        if len(args) <= 1 and not legacy:
+            return function(*args, **options)
+        warnings.warn(
+            f"{function.__name__}(model, inputs, attributions, target) is deprecated: the metric needs no model; "
+            f"call {function.__name__}(attributions, ...)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        legacy.update(zip(("model", "inputs", "attributions", "target"), args, strict=False))
+        attributions = options.pop("attributions", legacy.get("attributions"))
+        if attributions is None:
+            raise AttributionInputError(f"pass the attributions: {function.__name__}(attributions, ...)")
+        return function(attributions, **options)
+
+    return metric
+
+
+LEGACY_ARGUMENTS = ("model", "inputs", "target")

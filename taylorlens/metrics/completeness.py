@@ -13,6 +13,7 @@ from torch import Tensor
 
 from taylorlens.engine import Request, broadcast_baseline
 from taylorlens.metrics.common import check_attributions
+from taylorlens.metrics.registry import register
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,13 @@ class CompletenessGap:
     attribution_sum: Tensor
     delta: Tensor
 
+    @property
+    def value(self) -> Tensor:
+        """``|gap|`` per input, ``(B,)``."""
+        return self.absolute
 
+
+@register("completeness_gap", higher_is_better=False, value="|sum(a) - (f(x) - f(baseline))|")
 def completeness_gap(
     model: Any,
     inputs: Tensor,

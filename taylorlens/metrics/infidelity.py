@@ -30,6 +30,7 @@ from taylorlens.engine import Points, Request, broadcast_baseline
 from taylorlens.engine.checks import AttributionInputError, check_choice, check_nonnegative, check_positive_int
 from taylorlens.metrics import features
 from taylorlens.metrics.common import as_images, check_attributions
+from taylorlens.metrics.registry import register
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,13 @@ class Infidelity:
     attribution_terms: Tensor
     output_drops: Tensor
 
+    @property
+    def value(self) -> Tensor:
+        """Infidelity per input, ``(B,)``."""
+        return self.infidelity
 
+
+@register("infidelity", higher_is_better=False, value="infidelity (Yeh et al. Def. 2.1)", seeded=True)
 def infidelity(
     model: Any,
     inputs: Tensor,

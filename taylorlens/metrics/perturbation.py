@@ -25,6 +25,7 @@ from taylorlens.engine.checks import AttributionInputError, check_choice, check_
 from taylorlens.metrics import features
 from taylorlens.metrics.areas import aopc, aopc_curve, simpson
 from taylorlens.metrics.common import as_images, check_attributions, value_range
+from taylorlens.metrics.registry import register
 
 ORDERS = ("most_relevant_first", "least_relevant_first")
 #: Settings that reproduce the papers' curves (``perturbation_curve(..., preset=name)``).
@@ -48,6 +49,15 @@ class PerturbationCurve:
     aopc: Tensor
     aopc_curve: Tensor
 
+    @property
+    def value(self) -> Tensor:
+        """AOPC per input, ``(B,)``."""
+        return self.aopc
+
+    @property
+    def curve_x(self) -> Tensor:
+        return self.removed
+
 
 @dataclass(frozen=True)
 class AUPC:
@@ -59,7 +69,14 @@ class AUPC:
     aupc: Tensor
     regions: Tensor
 
+    @property
+    def value(self) -> Tensor:
+        """AUPC per input, ``(B,)``."""
+        return self.aupc
 
+
+@register("perturbation_curve", higher_is_better=True, value="AOPC (most relevant first: higher is better)",
+          seeded=True, curve_axis="features removed", curve_label="explained output")
 def perturbation_curve(
     model: Any,
     inputs: Tensor,
@@ -121,6 +138,8 @@ def perturbation_curve(
     return PerturbationCurve(curve, removed, aopc(curve), aopc_curve(curve))
 
 
+@register("aupc", higher_is_better=False, value="AUPC (Simpson area, Eq. 12)", seeded=True,
+          curve_axis="perturbation step (regions)", curve_label="score / f(x)")
 def aupc(
     model: Any,
     inputs: Tensor,
