@@ -80,8 +80,9 @@ def randomization_test(
 
     ``method``: a registered method name; ``method_options`` go to it (``seed`` too, when the method takes
     one, so both maps see the same noise). ``layers``: module names of ``model`` (``named_modules``),
-    randomised in the order given; default every module with a ``reset_parameters`` method and parameters of
-    its own, from the output back to the input. A layer is re-initialised by its ``reset_parameters()``
+    randomised in the order given (a block such as ``"_blocks.15"`` re-initialises every layer inside it);
+    default every module with a ``reset_parameters`` method and parameters of its own, from the output back
+    to the input. A layer is re-initialised by its ``reset_parameters()``
     (PyTorch's default initialisation) with the global generator seeded to ``seed + 1`` before each layer,
     as Quantus's ``MPRT`` does (the caller's random state is restored afterwards). The model is copied,
     never modified. ``similarity``: names from :data:`SIMILARITIES`.
@@ -113,7 +114,8 @@ def randomization_test(
             randomised.load_state_dict(state)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)
-            modules[layer].reset_parameters()
+            for part in _parts(modules[layer]):
+                part.reset_parameters()
         maps = explain(randomised)
         for name in similarity:
             scores[name].append(SIMILARITIES[name](original, maps))
@@ -196,17 +198,24 @@ SIMILARITIES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 
 
 def _layers(model: nn.Module, layers: Any) -> list[str]:
-    modules = dict(model.named_modules())
     if layers is None:
-        names = [name for name, module in modules.items()
-                 if hasattr(module, "reset_parameters") and any(True for _ in module.parameters(recurse=False))]
+        names = [name for name, module in model.named_modules() if _randomisable(module)]
         if not names:
             raise AttributionInputError("the model has no layer with reset_parameters() and parameters to randomise")
         return names[::-1]
+    modules = dict(model.named_modules())
     names = [layers] if isinstance(layers, str) else list(layers)
-    unknown = [n for n in names if n not in modules or not hasattr(modules[n], "reset_parameters")]
+    unknown = [n for n in names if n not in modules or not _parts(modules[n])]
     if unknown:
-        known = [n for n, m in modules.items() if hasattr(m, "reset_parameters")]
-        raise AttributionInputError(f"layers {unknown} are not modules with reset_parameters(); known: {known}")
+        known = [n for n, m in modules.items() if _randomisable(m)]
+        raise AttributionInputError(f"layers {unknown} hold no module with reset_parameters(); layers: {known}")
     return names
 
+
+def _randomisable(module: nn.Module) -> bool:
+    return hasattr(module, "reset_parameters") and any(True for _ in module.parameters(recurse=False))
+
+
+def _parts(module: nn.Module) -> list[nn.Module]:
+    """The module itself, or every randomisable module inside it (a block named in ``layers``)."""
+    return [module] if _randomisable(module) else [m for m in module.modules() if _randomisable(m)]

@@ -49,6 +49,29 @@ def curves_figure(title: str, metric: str, curves: dict[str, list[dict[str, list
     return png(figure)
 
 
+def road_figure(title: str, curves: dict[str, dict[str, list[dict[str, list[float]]]]]) -> bytes:
+    """ROAD curves (Rong et al. 2022, Fig. 4): per method its mean MoRF curve (solid) and LeRF curve (dashed)
+    in one colour; a method whose LeRF curve lies above its MoRF curve ranks pixels consistently.
+
+    ``curves`` maps a method label to ``{"morf": rows, "lerf": rows}`` (either may be missing), each row one
+    sample's ``{"x": [...], "y": [...]}``.
+    """
+    info = available()["road"]
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    for index, (label, orders) in enumerate(sorted(curves.items())):
+        for order, style in (("morf", "-"), ("lerf", "--")):
+            rows = orders.get(order)
+            if not rows:
+                continue
+            values = np.array([r["y"] for r in rows], dtype=float)
+            axis.plot(rows[0]["x"], np.nanmean(values, axis=0), style, color=f"C{index % 10}",
+                      label=f"{label} {order.upper()}", linewidth=1.4)
+    axis.set(title=title, xlabel=info.curve_axis, ylabel=info.curve_label)
+    axis.legend(fontsize=7, loc="best")
+    axis.grid(alpha=0.3)
+    return png(figure)
+
+
 def principles_figure(title: str, points: list[tuple[str, float, float]], y_label: str) -> bytes:
     """Metric against the number of principles a method follows (Deng et al. 2021, Figs. 2 and 3)."""
     figure, axis = plt.subplots(figsize=(5, 3.4))
