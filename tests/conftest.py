@@ -87,6 +87,16 @@ def make_cnn() -> Callable[..., nn.Module]:
     return make
 
 
+@pytest.fixture
+def relu_cnn() -> nn.Module:
+    """A ReLU CNN for (B, 1, 8, 8) inputs (seeded by torch.manual_seed(1)), float64, in eval mode."""
+    torch.manual_seed(1)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+        nn.Linear(4 * 64, 3),
+    ).double().eval()
+
+
 def random_inputs(*shape: int, seed: int = 1, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 

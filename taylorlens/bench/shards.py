@@ -74,13 +74,14 @@ def compute_shard(
     method_key = shard.method_key(config)
     start = time.perf_counter()
     with pass_seconds() as elapsed:
-        maps = attribute_with(model, x, target, shard.method.name, **method_options(config, shard.method, shard.batch))
+        options = method_options(config, shard.method, shard.batch)
+        maps = attribute_with(model, x, target, shard.method.name, **options)
         attribution_seconds = time.perf_counter() - start
         attribution_pass_seconds = elapsed()
         rows = []
         for metric in config.metrics:
             values, curves = measure(metric, model, x, maps, target, seed=config.seed + shard.batch,
-                                     boxes=batch_boxes)  # fmt: skip
+                                     method=shard.method.name, method_options=options, boxes=batch_boxes)
             rows += [
                 ResultRow(shard.model, method_key, metric_key(metric, method_key), metric.name, metric.label,
                           sample, value, curve)

@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from taylorlens.engine import Request
 from taylorlens.engine.checks import AttributionInputError, check_finite
+from taylorlens.engine.model_call import check_output, read_output
+
+
+def metric_request(
+    model: Any,
+    inputs: Any,
+    target: Any,
+    batch_size: int | None,
+    caller: str,
+    model_options: dict[str, Any],
+    readout: Callable[[Tensor], Tensor] | None = None,
+) -> Request:
+    """The :class:`~taylorlens.engine.Request` of a metric that calls the model.
+
+    ``model_options`` are the methods' (``layer=``, ``layer_side=``, ``forward_kwargs=``, ``output=``, ...):
+    a metric evaluated with the options its attributions were computed with perturbs the same explained
+    variable (e.g. the embedding output of token ids). ``readout`` maps the model's output tensor (read as
+    ``output=`` says) to the values the metric explains. Metrics explain one class per sample.
+    """
+    if readout is not None:
+        user_output = check_output(model_options.get("output"))
+        model_options = {**model_options, "output": lambda out: readout(read_output(out, user_output))}
+    request = Request.build(model, inputs, target, batch_size, caller=caller, **model_options)
+    if request.group > 1:
+        raise AttributionInputError(
+            f"{caller} explains one class per sample: give target as B ints (one call per class), "
+            f"got {request.group} classes per sample"
+        )
+    return request
 
 
 def check_attributions(attributions: Any, inputs: Tensor) -> Tensor:
@@ -44,10 +77,29 @@ def as_images(values: Tensor) -> Tensor:
     return values.reshape(values.shape[0], -1, *values.shape[-2:])
 
 
-def only_attributions(model: Any, inputs: Any, attributions: Tensor | None) -> Tensor:
-    """The attributions, also when they are passed as the only positional argument."""
-    if attributions is not None:
-        return attributions
-    if isinstance(model, Tensor) and inputs is None:
-        return model
-    raise AttributionInputError("pass the attributions: metric(model, inputs, attributions, target) or metric(maps)")
+def attributions_only(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Let a model-free metric ``metric(attributions, **options)`` keep its old call style
+    ``metric(model, inputs, attributions, target, ...)`` (or ``model=``/``inputs=``/``target=`` keywords) for
+    one release, with a :class:`DeprecationWarning`."""
+
+    @functools.wraps(function)
+    def metric(*args: Any, **options: Any) -> Any:
+        legacy = {name: options.pop(name) for name in LEGACY_ARGUMENTS if name in options}
+        if len(args) <= 1 and not legacy:
+            return function(*args, **options)
+        warnings.warn(
+            f"{function.__name__}(model, inputs, attributions, target) is deprecated: the metric needs no model; "
+            f"call {function.__name__}(attributions, ...)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        legacy.update(zip(("model", "inputs", "attributions", "target"), args, strict=False))
+        attributions = options.pop("attributions", legacy.get("attributions"))
+        if attributions is None:
+            raise AttributionInputError(f"pass the attributions: {function.__name__}(attributions, ...)")
+        return function(attributions, **options)
+
+    return metric
+
+
+LEGACY_ARGUMENTS = ("model", "inputs", "target")

@@ -11,8 +11,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from taylorlens.engine import Request, broadcast_baseline
-from taylorlens.metrics.common import check_attributions
+from taylorlens.engine import broadcast_baseline
+from taylorlens.metrics.common import check_attributions, metric_request
+from taylorlens.metrics.registry import register
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,13 @@ class CompletenessGap:
     attribution_sum: Tensor
     delta: Tensor
 
+    @property
+    def value(self) -> Tensor:
+        """``|gap|`` per input, ``(B,)``."""
+        return self.absolute
 
+
+@register("completeness_gap", higher_is_better=False, value="|sum(a) - (f(x) - f(baseline))|")
 def completeness_gap(
     model: Any,
     inputs: Tensor,
@@ -36,9 +43,10 @@ def completeness_gap(
     *,
     baseline: Any = 0.0,
     batch_size: int | None = None,
+    **model_options: Any,
 ) -> CompletenessGap:
     """How far ``sum(a)`` is from ``f(x) - f(baseline)`` (completeness), per input."""
-    request = Request.build(model, inputs, target, batch_size)
+    request = metric_request(model, inputs, target, batch_size, "completeness_gap", model_options)
     x = request.inputs
     a = check_attributions(attributions, x)
     with request.model_frozen():

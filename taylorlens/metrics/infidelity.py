@@ -26,10 +26,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from taylorlens.engine import Points, Request, broadcast_baseline
+from taylorlens.engine import Points, broadcast_baseline
 from taylorlens.engine.checks import AttributionInputError, check_choice, check_nonnegative, check_positive_int
 from taylorlens.metrics import features
-from taylorlens.metrics.common import as_images, check_attributions
+from taylorlens.metrics.common import as_images, check_attributions, metric_request
+from taylorlens.metrics.registry import register
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,13 @@ class Infidelity:
     attribution_terms: Tensor
     output_drops: Tensor
 
+    @property
+    def value(self) -> Tensor:
+        """Infidelity per input, ``(B,)``."""
+        return self.infidelity
 
+
+@register("infidelity", higher_is_better=False, value="infidelity (Yeh et al. Def. 2.1)", seeded=True)
 def infidelity(
     model: Any,
     inputs: Tensor,
@@ -57,6 +64,7 @@ def infidelity(
     normalize: bool = True,
     seed: int | None = None,
     batch_size: int | None = None,
+    **model_options: Any,
 ) -> Infidelity:
     """Infidelity per input (Yeh et al. 2019; see the module docstring for the conventions).
 
@@ -65,7 +73,7 @@ def infidelity(
     Gaussian perturbation's standard deviation (0.1, in input units).
     """
     check_choice("perturbation", perturbation, ("square", "gaussian"))
-    request = Request.build(model, inputs, target, batch_size)
+    request = metric_request(model, inputs, target, batch_size, "infidelity", model_options)
     x = request.inputs
     a = check_attributions(attributions, x)
     count = check_positive_int("n_perturbations", n_perturbations)

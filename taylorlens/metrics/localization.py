@@ -8,7 +8,8 @@
 Pixel scores are the attributions summed over channels (samples ``(C, H, W)``; ``(H, W)`` as they are),
 absolute values by default. ``boxes``: a bool mask ``(B, H, W)`` (several boxes may be merged into one
 mask) or ``(B, 4)`` integer boxes ``(top, left, bottom, right)`` with exclusive ``bottom``/``right``. These
-metrics need no model; ``model``, ``inputs`` and ``target`` are accepted for the common signature.
+metrics need no model: ``bbox_accuracy(maps, boxes=...)`` (the old ``(model, inputs, attributions, target)``
+call still works for one release and warns).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import torch
 from torch import Tensor
 
 from taylorlens.engine.checks import AttributionInputError
-from taylorlens.metrics.common import as_images, only_attributions
+from taylorlens.metrics.common import as_images, attributions_only
+from taylorlens.metrics.registry import register
 
 
 def pixel_scores(attributions: Tensor, absolute: bool = True) -> Tensor:
@@ -53,19 +55,13 @@ def box_masks(boxes: Any, batch: int, height: int, width: int, device: torch.dev
     )
 
 
-def bbox_accuracy(
-    model: Any = None,
-    inputs: Any = None,
-    attributions: Tensor | None = None,
-    target: Any = None,
-    *,
-    boxes: Any,
-    absolute: bool = True,
-) -> Tensor:
+@register("bbox_accuracy", higher_is_better=True, needs=("attributions", "boxes"), value="box accuracy m / n")
+@attributions_only
+def bbox_accuracy(attributions: Tensor, *, boxes: Any, absolute: bool = True) -> Tensor:
     """Bounding-box accuracy ``m / n`` per input (Deng et al. 2021, "Attribution Assessment"; Schulz et
     al. 2020): ``n`` = pixels in the box, ``m`` = how many of the ``n`` highest-scoring pixels are inside.
     Ties are broken by position (stable sort)."""
-    scores, masks = scores_and_boxes(only_attributions(model, inputs, attributions), boxes, absolute)
+    scores, masks = scores_and_boxes(attributions, boxes, absolute)
     masks = masks.flatten(1)
     sizes = masks.sum(1)
     order = scores.flatten(1).argsort(dim=1, descending=True, stable=True)
@@ -74,18 +70,13 @@ def bbox_accuracy(
     return inside_top.to(scores.dtype) / sizes.clamp(min=1).to(scores.dtype)
 
 
-def attribution_in_box(
-    model: Any = None,
-    inputs: Any = None,
-    attributions: Tensor | None = None,
-    target: Any = None,
-    *,
-    boxes: Any,
-    absolute: bool = True,
-) -> Tensor:
+@register("attribution_in_box", higher_is_better=True, needs=("attributions", "boxes"),
+          value="share of attribution in the box")
+@attributions_only
+def attribution_in_box(attributions: Tensor, *, boxes: Any, absolute: bool = True) -> Tensor:
     """Share of the pixel attribution inside the box per input (IG paper, Sec. 2.7): ``sum_box s / sum s``
     with ``s`` the pixel scores (0 when all scores are 0)."""
-    scores, masks = scores_and_boxes(only_attributions(model, inputs, attributions), boxes, absolute)
+    scores, masks = scores_and_boxes(attributions, boxes, absolute)
     total = scores.flatten(1).sum(1)
     inside = (scores * masks).flatten(1).sum(1)
     return torch.where(total != 0, inside / torch.where(total != 0, total, 1), 0.0)

@@ -24,7 +24,8 @@ from taylorlens.engine import Points, Request, broadcast_baseline
 from taylorlens.engine.checks import AttributionInputError, check_choice, check_positive_int
 from taylorlens.metrics import features
 from taylorlens.metrics.areas import aopc, aopc_curve, simpson
-from taylorlens.metrics.common import as_images, check_attributions, value_range
+from taylorlens.metrics.common import as_images, check_attributions, metric_request, value_range
+from taylorlens.metrics.registry import register
 
 ORDERS = ("most_relevant_first", "least_relevant_first")
 #: Settings that reproduce the papers' curves (``perturbation_curve(..., preset=name)``).
@@ -48,6 +49,15 @@ class PerturbationCurve:
     aopc: Tensor
     aopc_curve: Tensor
 
+    @property
+    def value(self) -> Tensor:
+        """AOPC per input, ``(B,)``."""
+        return self.aopc
+
+    @property
+    def curve_x(self) -> Tensor:
+        return self.removed
+
 
 @dataclass(frozen=True)
 class AUPC:
@@ -59,7 +69,14 @@ class AUPC:
     aupc: Tensor
     regions: Tensor
 
+    @property
+    def value(self) -> Tensor:
+        """AUPC per input, ``(B,)``."""
+        return self.aupc
 
+
+@register("perturbation_curve", higher_is_better=True, value="AOPC (most relevant first: higher is better)",
+          seeded=True, curve_axis="features removed", curve_label="explained output")
 def perturbation_curve(
     model: Any,
     inputs: Tensor,
@@ -76,6 +93,7 @@ def perturbation_curve(
     preset: str | None = None,
     seed: int | None = None,
     batch_size: int | None = None,
+    **model_options: Any,
 ) -> PerturbationCurve:
     """Region perturbation curve and AOPC (Samek et al. 2017; Ancona et al. 2018 Fig. 3c; IG paper Sec. 2.7).
 
@@ -97,7 +115,7 @@ def perturbation_curve(
              "feature_groups": feature_groups}
     settings.update({k: v for k, v in given.items() if v is not _UNSET})
     check_choice("order", order, ORDERS)
-    request = Request.build(model, inputs, target, batch_size)
+    request = metric_request(model, inputs, target, batch_size, "perturbation_curve", model_options)
     x = request.inputs
     a = check_attributions(attributions, x)
     size = check_positive_int("region", settings["region"])
@@ -121,6 +139,8 @@ def perturbation_curve(
     return PerturbationCurve(curve, removed, aopc(curve), aopc_curve(curve))
 
 
+@register("aupc", higher_is_better=False, value="AUPC (Simpson area, Eq. 12)", seeded=True,
+          curve_axis="perturbation step (regions)", curve_label="score / f(x)")
 def aupc(
     model: Any,
     inputs: Tensor,
@@ -134,6 +154,7 @@ def aupc(
     normalize: bool = True,
     seed: int | None = None,
     batch_size: int | None = None,
+    **model_options: Any,
 ) -> AUPC:
     """Area under the perturbation curve (Goh et al. 2020, Sec. IV-C-1, Eqs. 11-12; lower is better).
 
@@ -145,7 +166,7 @@ def aupc(
     even) becomes ``x^(l)``. ``AUPC = simpson(y^(0..L))`` with ``y^(0) = 1``. Defaults k=15, L=30, P=50 are
     the paper's. The L steps are sequential; each step's ``B x P`` copies go through one chunked job.
     """
-    request = Request.build(model, inputs, target, batch_size)
+    request = metric_request(model, inputs, target, batch_size, "aupc", model_options)
     x = request.inputs
     a = check_attributions(attributions, x)
     k = check_positive_int("k", k)

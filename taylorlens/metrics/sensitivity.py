@@ -15,10 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from taylorlens.engine import Points, Request, broadcast_baseline
+from taylorlens.engine import Points, broadcast_baseline
 from taylorlens.engine.checks import AttributionInputError, check_positive_int
 from taylorlens.metrics import features
-from taylorlens.metrics.common import check_attributions
+from taylorlens.metrics.common import check_attributions, metric_request
+from taylorlens.metrics.registry import register
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,18 @@ class SensitivityN:
     output_drops: Tensor
 
     @property
+    def value(self) -> Tensor:
+        """The correlation averaged over ``n`` per input, ``(B,)``, ignoring NaNs."""
+        return self.correlation.nanmean(-1)
+
+    @property
     def curve(self) -> Tensor:
-        """The correlation per ``n`` averaged over inputs (the paper's Fig. 4), ignoring NaNs."""
-        return self.correlation.nanmean(0)
+        """The correlation per input and ``n``, ``(B, K)``; its mean over inputs is the paper's Fig. 4."""
+        return self.correlation
+
+    @property
+    def curve_x(self) -> Tensor:
+        return self.n
 
 
 def default_n_grid(features: int, points: int = 20, largest: float = 0.8) -> Tensor:
@@ -48,6 +58,8 @@ def default_n_grid(features: int, points: int = 20, largest: float = 0.8) -> Ten
     return torch.unique(grid)
 
 
+@register("sensitivity_n", higher_is_better=True, value="Pearson correlation averaged over n", seeded=True,
+          curve_axis="n (features set to the baseline)", curve_label="Pearson correlation", log_x=True)
 def sensitivity_n(
     model: Any,
     inputs: Tensor,
@@ -60,6 +72,7 @@ def sensitivity_n(
     feature_groups: Any = None,
     seed: int | None = None,
     batch_size: int | None = None,
+    **model_options: Any,
 ) -> SensitivityN:
     """Sensitivity-n correlations (Ancona et al. 2018, Sec. 4.1).
 
@@ -75,7 +88,7 @@ def sensitivity_n(
     ``n``-subsets, and the estimates for different ``n`` share their randomness. All ``K x S`` removals of
     all inputs go through the model in chunked forward passes.
     """
-    request = Request.build(model, inputs, target, batch_size)
+    request = metric_request(model, inputs, target, batch_size, "sensitivity_n", model_options)
     x = request.inputs
     a = check_attributions(attributions, x)
     groups = features.feature_groups(feature_groups, x)

@@ -7,16 +7,14 @@ attribution summed over channels, values above the 99th percentile clipped, min-
 before each downscaling, as ``skimage.transform.pyramid_gaussian``) until the map is smaller than 30 x 30;
 AUTVC is the area under that curve by Simpson's rule (unit step). Lower is smoother.
 
-These metrics need no model: ``model``, ``inputs`` and ``target`` are accepted (and ignored) so that every
-metric has the signature ``(model, inputs, attributions, target, ...)``; ``average_total_variation(maps)``
-with the attributions alone also works.
+These metrics need no model: they take the attributions alone, ``average_total_variation(maps)``; the old
+``(model, inputs, attributions, target)`` call still works for one release and warns.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +22,8 @@ from torch import Tensor
 
 from taylorlens.engine.checks import AttributionInputError, check_inputs
 from taylorlens.metrics.areas import simpson
-from taylorlens.metrics.common import only_attributions
+from taylorlens.metrics.common import attributions_only
+from taylorlens.metrics.registry import register
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,11 @@ class MultiScaleTV:
     curve: Tensor
     autvc: Tensor
     sizes: list[tuple[int, int]]
+
+    @property
+    def value(self) -> Tensor:
+        """AUTVC per input, ``(B,)``."""
+        return self.autvc
 
 
 def saliency_map(attributions: Tensor, clip_percentile: float = 99.0) -> Tensor:
@@ -85,30 +89,25 @@ def gaussian_pyramid(maps: Tensor, downscale: float = 1.5, min_size: int = 30) -
         levels.append(F.interpolate(blurred[:, None], size=size, mode="bilinear", align_corners=False)[:, 0])
 
 
-def average_total_variation(
-    model: Any = None,
-    inputs: Any = None,
-    attributions: Tensor | None = None,
-    target: Any = None,
-    *,
-    clip_percentile: float = 99.0,
-) -> Tensor:
+@register("average_total_variation", higher_is_better=False, needs=("attributions",), value="ATV (Eq. 13)")
+@attributions_only
+def average_total_variation(attributions: Tensor, *, clip_percentile: float = 99.0) -> Tensor:
     """ATV (Goh et al. 2020, Eq. 13) of each attribution map's saliency map, ``(B,)``; lower is smoother."""
-    return total_variation(saliency_map(only_attributions(model, inputs, attributions), clip_percentile))
+    return total_variation(saliency_map(attributions, clip_percentile))
 
 
+@register("autvc", higher_is_better=False, needs=("attributions",), value="AUTVC (Simpson area of the ATV curve)",
+          curve_axis="pyramid scale", curve_label="average total variation")
+@attributions_only
 def autvc(
-    model: Any = None,
-    inputs: Any = None,
-    attributions: Tensor | None = None,
-    target: Any = None,
+    attributions: Tensor,
     *,
     downscale: float = 1.5,
     min_size: int = 30,
     clip_percentile: float = 99.0,
 ) -> MultiScaleTV:
     """Multi-scale ATV curve and its area, AUTVC (Goh et al. 2020, Sec. IV-C-2; Simpson's rule)."""
-    maps = saliency_map(only_attributions(model, inputs, attributions), clip_percentile)
+    maps = saliency_map(attributions, clip_percentile)
     levels = gaussian_pyramid(maps, downscale, min_size)
     curve = torch.stack([total_variation(level) for level in levels], 1)
     return MultiScaleTV(curve, simpson(curve), [tuple(level.shape[-2:]) for level in levels])

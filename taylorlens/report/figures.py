@@ -12,15 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from taylorlens.metrics import available  # noqa: E402
 from taylorlens.report.heatmaps import image_for_display, normalise, to_map  # noqa: E402
-
-#: x-axis label of each curve metric (Ancona Fig. 4; SmoothTaylor Figs. 2-3; IG paper Fig. 5).
-CURVE_AXES = {
-    "sensitivity_n": ("n (features set to the baseline)", "Pearson correlation"),
-    "perturbation_curve": ("features removed", "explained output"),
-    "aupc": ("perturbation step (regions)", "score / f(x)"),
-    "autvc": ("pyramid scale", "average total variation"),
-}
 
 
 def png(figure: Figure) -> bytes:
@@ -34,7 +27,8 @@ def png(figure: Figure) -> bytes:
 def curves_figure(title: str, metric: str, curves: dict[str, list[dict[str, list[float]]]]) -> bytes:
     """Mean curve per method with a band of +-1 standard error (e.g. Ancona et al. Fig. 4).
 
-    ``curves`` maps a method label to one ``{"x": [...], "y": [...]}`` per sample.
+    ``curves`` maps a method label to one ``{"x": [...], "y": [...]}`` per sample. Axis names and scale
+    come from the metrics registry.
     """
     figure, axis = plt.subplots(figsize=(6, 3.6))
     for label, rows in sorted(curves.items()):
@@ -45,10 +39,34 @@ def curves_figure(title: str, metric: str, curves: dict[str, list[dict[str, list
         steps = np.nanmean(np.array([r["x"][:length] for r in rows], dtype=float), axis=0)
         axis.plot(steps, mean, label=label, linewidth=1.4)
         axis.fill_between(steps, mean - error, mean + error, alpha=0.2)
-    x_label, y_label = CURVE_AXES.get(metric, ("step", metric))
+    info = available().get(metric)
+    x_label, y_label = (info.curve_axis, info.curve_label) if info is not None and info.has_curve else ("step", metric)
     axis.set(title=title, xlabel=x_label, ylabel=y_label)
-    if metric == "sensitivity_n":
+    if info is not None and info.log_x:
         axis.set_xscale("log")
+    axis.legend(fontsize=7, loc="best")
+    axis.grid(alpha=0.3)
+    return png(figure)
+
+
+def road_figure(title: str, curves: dict[str, dict[str, list[dict[str, list[float]]]]]) -> bytes:
+    """ROAD curves (Rong et al. 2022, Fig. 4): per method its mean MoRF curve (solid) and LeRF curve (dashed)
+    in one colour; a method whose LeRF curve lies above its MoRF curve ranks pixels consistently.
+
+    ``curves`` maps a method label to ``{"morf": rows, "lerf": rows}`` (either may be missing), each row one
+    sample's ``{"x": [...], "y": [...]}``.
+    """
+    info = available()["road"]
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    for index, (label, orders) in enumerate(sorted(curves.items())):
+        for order, style in (("morf", "-"), ("lerf", "--")):
+            rows = orders.get(order)
+            if not rows:
+                continue
+            values = np.array([r["y"] for r in rows], dtype=float)
+            axis.plot(rows[0]["x"], np.nanmean(values, axis=0), style, color=f"C{index % 10}",
+                      label=f"{label} {order.upper()}", linewidth=1.4)
+    axis.set(title=title, xlabel=info.curve_axis, ylabel=info.curve_label)
     axis.legend(fontsize=7, loc="best")
     axis.grid(alpha=0.3)
     return png(figure)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
 from taylorlens.bench.runner import mean_interval
 from taylorlens.bench.store import Store, bytes_array
-from taylorlens.report.figures import curves_figure, gallery_figure, principles_figure
+from taylorlens.report.figures import curves_figure, gallery_figure, principles_figure, road_figure
 from taylorlens.taylor.principles import principles_followed
 
 REPORT_FILE = "report.html"
@@ -111,11 +112,19 @@ def _curves_section(db) -> str:  # noqa: ANN001
     query = ("SELECT r.model, r.metric, r.metric_label, a.method_label, r.curve FROM results r JOIN "
              "(SELECT DISTINCT model, method_key, method_label FROM attributions) a "
              "ON a.model = r.model AND a.method_key = r.method_key WHERE r.curve IS NOT NULL")
+    road: dict[tuple[str, str], dict[str, dict[str, list]]] = defaultdict(lambda: defaultdict(dict))
     for model, metric, metric_label, method_label, curve in db.execute(query):
+        if metric == "road":  # MoRF and LeRF of one method share a figure
+            order = "lerf" if "order=lerf" in metric_label else "morf"
+            entry = re.sub(r"order=(morf|lerf)(, )?", "", metric_label).replace(", )", ")").replace("()", "")
+            road[(model, entry)][method_label].setdefault(order, []).append(json.loads(curve))
+            continue
         groups[(model, metric, metric_label)][method_label].append(json.loads(curve))
     # a curve is {"x": [...], "y": [...]}; the x values are shared by every sample of a metric entry
     figures = [_img(curves_figure(f"{metric_label} on {model}", metric, curves), f"{metric_label} {model}")
                for (model, metric, metric_label), curves in sorted(groups.items())]
+    figures += [_img(road_figure(f"{entry} on {model}", curves), f"{entry} {model}")
+                for (model, entry), curves in sorted(road.items())]
     return "<h2>Curves</h2>" + ("".join(figures) or "<p>No curve metric in this run.</p>")
 
 

@@ -25,15 +25,6 @@ def linear_model() -> Linear:
     return Linear(torch.randn(1, 8, 8, dtype=torch.float64), bias=0.3).eval()
 
 
-@pytest.fixture
-def relu_cnn() -> nn.Module:
-    torch.manual_seed(1)
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
-        nn.Linear(4 * 64, 3),
-    ).double().eval()
-
-
 @pytest.fixture(scope="session")
 def digits():
     """A trained digit classifier (softmax outputs, as the SmoothTaylor paper scores) and 16 test digits."""

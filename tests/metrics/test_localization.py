@@ -9,7 +9,7 @@ def test_bbox_accuracy_is_the_share_of_the_top_n_pixels_inside_the_box():
     a[0, :, 0:2, 0:2] = 1.0  # all four top pixels inside the 2 x 2 box
     a[1, 0, 0, 0], a[1, 0, 5, 5], a[1, 0, 4, 5], a[1, 0, 5, 4] = 4.0, 3.0, 3.0, 3.0  # one of four inside
     boxes = torch.tensor([[0, 0, 2, 2], [0, 0, 2, 2]])
-    assert torch.allclose(bbox_accuracy(None, None, a, None, boxes=boxes), torch.tensor([1.0, 0.25]))
+    assert torch.allclose(bbox_accuracy(a, boxes=boxes), torch.tensor([1.0, 0.25]))
     masks = torch.zeros(2, 6, 6, dtype=torch.bool)
     masks[:, :2, :2] = True
     assert torch.allclose(bbox_accuracy(a, boxes=masks), torch.tensor([1.0, 0.25]))

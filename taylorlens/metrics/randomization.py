@@ -1,0 +1,221 @@
+"""Model-parameter randomization test (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018, Sec. 3).
+
+An explanation that does not change when the model's weights are destroyed does not explain the model.
+The test re-initialises the layers from the output down (``"cascading"``, Sec. 3.1: layer ``l`` and every
+layer above it are random) or one at a time (``"independent"``: only layer ``l``), recomputes the maps and
+reports their similarity to the original maps per randomised layer. The paper's measures (Fig. 2):
+Spearman rank correlation of the absolute maps (``"spearman_abs"``) and of the signed maps
+(``"spearman"``), the structural similarity index of the maps (``"ssim"``) and the Pearson correlation
+of their histograms of oriented gradients (``"hog"``). Gradient and integrated gradients pass (similarity
+falls towards 0); guided backprop and deconvnet fail (their maps survive randomisation of the top layers).
+
+Layering: this is the one metric that attributes. It takes a method *name* and calls the public
+``taylorlens.attribute``, imported inside :func:`randomization_test`, so the metrics package imports no
+method module. The data randomization test (Sec. 3.2) is :func:`map_similarity` between the maps of a model
+and those of a model trained on shuffled labels.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from taylorlens.engine.checks import AttributionInputError, check_choice
+from taylorlens.metrics.registry import register
+from taylorlens.metrics.sensitivity import pearson
+from taylorlens.metrics.smoothness import saliency_map
+
+MODES = ("cascading", "independent")
+
+
+@dataclass(frozen=True)
+class RandomizationTest:
+    """``similarity[name]`` (B, L): similarity of each input's map after randomising ``layers[:l + 1]``
+    (cascading) or ``layers[l]`` alone (independent) to its original map; ``layers`` in the order randomised;
+    ``original`` the original maps."""
+
+    layers: list[str]
+    similarity: dict[str, Tensor]
+    original: Tensor
+    mode: str
+
+    @property
+    def curve(self) -> Tensor:
+        """The first similarity measure per randomised layer, ``(B, L)``."""
+        return next(iter(self.similarity.values()))
+
+    @property
+    def value(self) -> Tensor:
+        """The first similarity measure averaged over the layers, ``(B,)``; lower passes the check."""
+        return self.curve.mean(1)
+
+    @property
+    def curve_x(self) -> Tensor:
+        return torch.arange(1, len(self.layers) + 1, dtype=torch.float64)
+
+
+@register("randomization_test", higher_is_better=False, needs=("model", "inputs", "target", "method"),
+          value="mean similarity to the original maps over randomised layers", seeded=True,
+          curve_axis="layers randomised (from the output)", curve_label="similarity to the original map")
+def randomization_test(
+    model: nn.Module,
+    inputs: Tensor,
+    target: Any,
+    method: str,
+    *,
+    mode: str = "cascading",
+    layers: Any = None,
+    similarity: tuple[str, ...] = ("spearman_abs", "spearman", "ssim"),
+    seed: int | None = None,
+    **method_options: Any,
+) -> RandomizationTest:
+    """Similarity of ``method``'s maps before and after randomising each layer (Adebayo et al. 2018, Sec. 3.1).
+
+    ``method``: a registered method name; ``method_options`` go to it (``seed`` too, when the method takes
+    one, so both maps see the same noise). ``layers``: module names of ``model`` (``named_modules``),
+    randomised in the order given (a block such as ``"_blocks.15"`` re-initialises every layer inside it);
+    default every module with a ``reset_parameters`` method and parameters of its own, from the output back
+    to the input. A layer is re-initialised by its ``reset_parameters()``
+    (PyTorch's default initialisation) with the global generator seeded to ``seed + 1`` before each layer,
+    as Quantus's ``MPRT`` does (the caller's random state is restored afterwards). The model is copied,
+    never modified. ``similarity``: names from :data:`SIMILARITIES`.
+    """
+    from taylorlens import attribute, methods  # the public door: metrics import no method module
+
+    check_choice("mode", mode, MODES)
+    for name in similarity:
+        check_choice("similarity", name, tuple(SIMILARITIES))
+    if not isinstance(model, nn.Module):
+        raise AttributionInputError(f"randomization_test needs an nn.Module to re-initialise, got {type(model)}")
+    names = _layers(model, layers)
+    seed = int(torch.randint(2**31, ()).item()) if seed is None else seed
+    options = dict(method_options)
+    listed = methods().get(method)
+    if listed is not None and "seed" in listed.options:
+        options.setdefault("seed", seed)
+
+    def explain(network: nn.Module) -> Tensor:
+        return attribute(network, inputs, target, method=method, **options).detach()
+
+    original = explain(model)
+    randomised = copy.deepcopy(model)
+    state = copy.deepcopy(randomised.state_dict())
+    modules = dict(randomised.named_modules())
+    scores: dict[str, list[Tensor]] = {name: [] for name in similarity}
+    for layer in names:
+        if mode == "independent":
+            randomised.load_state_dict(state)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 1)
+            for part in _parts(modules[layer]):
+                part.reset_parameters()
+        maps = explain(randomised)
+        for name in similarity:
+            scores[name].append(SIMILARITIES[name](original, maps))
+    return RandomizationTest(names, {name: torch.stack(rows, 1) for name, rows in scores.items()}, original, mode)
+
+
+def map_similarity(first: Tensor, second: Tensor, similarity: tuple[str, ...] = ("spearman_abs", "ssim")) -> dict:
+    """``{name: (B,)}``: similarity of two batches of maps of the same shape (e.g. the data randomization test,
+    Adebayo et al. Sec. 3.2: a model's maps against those of the same architecture trained on shuffled labels)."""
+    if first.shape != second.shape:
+        raise AttributionInputError(f"maps of shapes {tuple(first.shape)} and {tuple(second.shape)} differ")
+    return {name: SIMILARITIES[check_choice("similarity", name, tuple(SIMILARITIES))](first, second)
+            for name in similarity}
+
+
+def average_ranks(values: Tensor) -> Tensor:
+    """Ranks along the last dimension of ``(B, N)`` values, ties given their average rank (as SciPy)."""
+    order = values.argsort(dim=-1, stable=True)
+    ordered = values.gather(-1, order)
+    starts = torch.ones_like(ordered, dtype=torch.bool)
+    starts[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    group = starts.long().cumsum(-1) - 1
+    position = torch.arange(values.shape[-1], dtype=torch.float64, device=values.device).expand(values.shape)
+    total = torch.zeros_like(position).scatter_add_(-1, group, position)
+    count = torch.zeros_like(position).scatter_add_(-1, group, torch.ones_like(position))
+    ranks = (total / count.clamp(min=1)).gather(-1, group)
+    return torch.empty_like(ranks).scatter_(-1, order, ranks)
+
+
+def spearman(first: Tensor, second: Tensor) -> Tensor:
+    """Spearman rank correlation of the flattened maps per input, ``(B,)`` (NaN for a constant map)."""
+    return pearson(average_ranks(first.flatten(1).double()), average_ranks(second.flatten(1).double()))
+
+
+def ssim(first: Tensor, second: Tensor, window: int = 7) -> Tensor:
+    """Mean structural similarity (Wang et al. 2004) of the saliency maps
+    (:func:`~taylorlens.metrics.smoothness.saliency_map`, in [0, 1]) per input, ``(B,)``, as
+    ``skimage.metrics.structural_similarity(a, b, data_range=1)``: a ``window x window`` uniform window,
+    K1 = 0.01, K2 = 0.03, sample covariances, averaged over the positions where the window fits."""
+    a, b = saliency_map(first).double()[:, None], saliency_map(second).double()[:, None]
+    if min(a.shape[-2:]) < window:
+        raise AttributionInputError(f"ssim needs maps of at least {window} x {window}, got {tuple(a.shape[-2:])}")
+
+    def mean(values: Tensor) -> Tensor:
+        return F.avg_pool2d(values, window, stride=1)
+
+    count = window * window
+    correction = count / (count - 1)
+    mu_a, mu_b = mean(a), mean(b)
+    var_a = correction * (mean(a * a) - mu_a * mu_a)
+    var_b = correction * (mean(b * b) - mu_b * mu_b)
+    cov = correction * (mean(a * b) - mu_a * mu_b)
+    c1, c2 = 0.01**2, 0.03**2
+    index = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return index.flatten(1).mean(1)
+
+
+def hog_similarity(first: Tensor, second: Tensor) -> Tensor:
+    """Pearson correlation of the HOG features (``skimage.feature.hog``, 9 orientations, cells of an
+    eighth of the shorter side but at least 2 pixels, 2 x 2 blocks) of the saliency maps, ``(B,)``."""
+    from skimage.feature import hog
+
+    a, b = saliency_map(first), saliency_map(second)
+    cell = max(2, min(a.shape[-2:]) // 8)
+
+    def features(maps: Tensor) -> Tensor:
+        rows = [hog(m, pixels_per_cell=(cell, cell), cells_per_block=(2, 2)) for m in maps.cpu().double().numpy()]
+        return torch.from_numpy(np.stack(rows))
+
+    return pearson(features(a), features(b)).to(first.device)
+
+
+#: similarity name -> ``(maps, maps) -> (B,)``
+SIMILARITIES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "spearman_abs": lambda a, b: spearman(a.abs(), b.abs()),
+    "spearman": spearman,
+    "ssim": ssim,
+    "hog": hog_similarity,
+}
+
+
+def _layers(model: nn.Module, layers: Any) -> list[str]:
+    if layers is None:
+        names = [name for name, module in model.named_modules() if _randomisable(module)]
+        if not names:
+            raise AttributionInputError("the model has no layer with reset_parameters() and parameters to randomise")
+        return names[::-1]
+    modules = dict(model.named_modules())
+    names = [layers] if isinstance(layers, str) else list(layers)
+    unknown = [n for n in names if n not in modules or not _parts(modules[n])]
+    if unknown:
+        known = [n for n, m in modules.items() if _randomisable(m)]
+        raise AttributionInputError(f"layers {unknown} hold no module with reset_parameters(); layers: {known}")
+    return names
+
+
+def _randomisable(module: nn.Module) -> bool:
+    return hasattr(module, "reset_parameters") and any(True for _ in module.parameters(recurse=False))
+
+
+def _parts(module: nn.Module) -> list[nn.Module]:
+    """The module itself, or every randomisable module inside it (a block named in ``layers``)."""
+    return [module] if _randomisable(module) else [m for m in module.modules() if _randomisable(m)]

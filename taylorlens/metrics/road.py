@@ -1,0 +1,194 @@
+"""ROAD: RemOve And Debias (Rong et al., ICML 2022, "A Consistent and Efficient Evaluation Strategy for
+Attribution Methods"), the removal curve without retraining and with noisy linear imputation.
+
+Removing pixels by a constant leaves a mask shape that tells the model *where* the removed pixels were,
+so a removal curve partly measures that out-of-distribution artefact. ROAD (Sec. 4) imputes every removed
+pixel as the weighted mean of its 8 neighbours (weight 1/6 for the 4 direct neighbours, 1/12 for the
+diagonals, over the neighbours inside the image), solved jointly for all removed pixels of an image as one
+sparse linear system, plus Gaussian noise of standard deviation ``noise`` on the imputed values. The curve
+follows the explained output as the most relevant (MoRF) or the least relevant (LeRF) fraction of pixels is
+removed; a good attribution drops fast under MoRF and slowly under LeRF (their gap, LeRF area minus MoRF
+area, is positive). The imputation is the one of the authors' code (tleemann/road_evaluation) and of
+Quantus's ``noisy_linear_imputation``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.sparse import csc_matrix
+from scipy.sparse.linalg import spsolve
+from torch import Tensor, nn
+
+from taylorlens.engine import Points, broadcast_baseline
+from taylorlens.engine.checks import AttributionInputError, check_choice, check_nonnegative
+from taylorlens.metrics.common import as_images, check_attributions, metric_request
+from taylorlens.metrics.registry import register
+
+ORDERS = ("morf", "lerf")
+IMPUTATIONS = ("linear", "constant")
+READOUTS = ("output", "correct")
+#: (row offset, column offset) -> weight of that neighbour in the imputation (Rong et al. 2022, Sec. 4.2).
+NEIGHBOURS = {
+    (1, 1): 1 / 12, (0, 1): 1 / 6, (-1, 1): 1 / 12, (1, -1): 1 / 12,
+    (0, -1): 1 / 6, (-1, -1): 1 / 12, (1, 0): 1 / 6, (-1, 0): 1 / 6,
+}
+DEFAULT_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@dataclass(frozen=True)
+class ROAD:
+    """``curve`` (B, K): explained output (or 1.0 / 0.0 for a correct / wrong prediction with
+    ``readout="correct"``) after removing ``fractions[k]`` of the pixels in ``order``; ``area`` (B,): its
+    trapezoid area over the fractions; ``removed`` (K,): pixels removed at each fraction."""
+
+    fractions: Tensor
+    removed: Tensor
+    curve: Tensor
+    area: Tensor
+    order: str
+
+    @property
+    def value(self) -> Tensor:
+        """The area per input, ``(B,)`` (MoRF: lower is better; LeRF: higher is better)."""
+        return self.area
+
+    @property
+    def curve_x(self) -> Tensor:
+        return self.fractions
+
+
+@register("road", higher_is_better=False, value="area under the ROAD curve (MoRF lower, LeRF higher is better)",
+          seeded=True, curve_axis="fraction of pixels removed", curve_label="explained output")
+def road(
+    model: Any,
+    inputs: Tensor,
+    attributions: Tensor,
+    target: Any = None,
+    *,
+    fractions: Any = DEFAULT_FRACTIONS,
+    order: str = "morf",
+    imputation: str = "linear",
+    noise: float = 0.01,
+    baseline: Any = 0.0,
+    readout: str = "output",
+    seed: int | None = None,
+    batch_size: int | None = None,
+    **model_options: Any,
+) -> ROAD:
+    """ROAD curve and its area per input (Rong et al. 2022, Sec. 4; see the module docstring).
+
+    Pixels (all channels of a position of ``(C, H, W)`` samples; ``(H, W)`` samples as they are) are ranked
+    by their channel-summed signed attribution, largest first for ``order="morf"``, smallest first for
+    ``"lerf"`` (ties by position); at fraction ``p`` the first ``floor(p * H * W)`` are removed.
+    ``imputation``: ``"linear"`` (noisy linear imputation, noise ``N(0, noise^2)`` on imputed values) or
+    ``"constant"`` (removed pixels take ``baseline``, no noise). ``readout``: ``"output"`` (the explained
+    output; pass probabilities for Rong et al.'s setting) or ``"correct"`` (1.0 where the model's argmax is
+    the target: the accuracy curve of the paper and of Quantus's ``ROAD``). Each input's removed pixels at all
+    fractions form one block-diagonal sparse system, solved once; all ``B x K`` imputed images go through
+    the model as one chunked forward job.
+    """
+    check_choice("order", order, ORDERS)
+    check_choice("imputation", imputation, IMPUTATIONS)
+    check_choice("readout", readout, READOUTS)
+    request = metric_request(model, inputs, target, batch_size, "road", model_options,
+                             readout=_correct if readout == "correct" else None)
+    x = request.inputs
+    a = check_attributions(attributions, x)
+    grid = _check_fractions(fractions, x)
+    images = as_images(x)
+    height, width = images.shape[-2:]
+    counts = torch.tensor([math.floor(f * height * width + 1e-9) for f in grid.tolist()], device=x.device)
+    relevance = as_images(a).sum(1).flatten(1)
+    ranking = relevance.argsort(dim=1, descending=order == "morf", stable=True).argsort(1)
+    removed = (ranking[:, None, :] < counts[None, :, None]).view(x.shape[0], len(counts), height, width)
+    if imputation == "linear":
+        imputed = noisy_linear_imputation(images, removed, check_nonnegative("noise", noise), request.generator(seed))
+    else:
+        fill = as_images(broadcast_baseline(baseline, x))
+        imputed = torch.where(removed[:, :, None], fill[:, None], images[:, None])
+    imputed = imputed.view(x.shape[0], len(counts), *x.shape[1:])
+    if readout == "correct" and request.targets is None:
+        raise AttributionInputError("readout='correct' needs targets: pass target= (class indices)")
+    with request.model_frozen():
+        curve = request.forward(Points(x, len(counts), lambda sample, variant: imputed[sample, variant]))
+    area = torch.trapezoid(curve, grid.to(curve.dtype), dim=1)
+    return ROAD(grid, counts, curve, area, order)
+
+
+def noisy_linear_imputation(
+    images: Tensor, removed: Tensor, noise: float = 0.0, generator: torch.Generator | None = None
+) -> Tensor:
+    """Impute the ``removed`` pixels (bool ``(B, K, H, W)``: K masks per image) of ``images`` ``(B, C, H, W)``.
+
+    Every removed pixel satisfies ``sum_n w_n (v_n - v) = 0`` over its neighbours ``n`` inside the image
+    (weights :data:`NEIGHBOURS`), with known neighbours on the right-hand side: one sparse system per image
+    (its K masks as diagonal blocks, its C channels as right-hand sides). Returns ``(B, K, C, H, W)``
+    images with ``noise * N(0, 1)`` added to the imputed values.
+    """
+    batch, masks, height, width = removed.shape
+    out = images[:, None].expand(batch, masks, *images.shape[1:]).clone()
+    values = images.detach().cpu().double().numpy()
+    for b in range(batch):
+        solution = _solve(values[b], removed[b].cpu().numpy())
+        if solution is None:
+            continue
+        imputed = torch.from_numpy(solution).to(dtype=images.dtype, device=images.device)  # (unknowns, C)
+        if noise > 0:
+            imputed = imputed + noise * torch.randn(imputed.shape, generator=generator, dtype=imputed.dtype,
+                                                    device=imputed.device)
+        where = removed[b].to(images.device)
+        out[b].permute(0, 2, 3, 1)[where] = imputed
+    return out
+
+
+def _solve(image: np.ndarray, removed: np.ndarray) -> np.ndarray | None:
+    """The imputed values ``(unknowns, C)`` of one ``(C, H, W)`` image under ``(K, H, W)`` masks, in the
+    row-major order of ``removed``; None when nothing is removed."""
+    masks, height, width = removed.shape
+    unknowns = int(removed.sum())
+    if unknowns == 0:
+        return None
+    ids = np.full(removed.shape, -1, dtype=np.int64)
+    ids[removed] = np.arange(unknowns)
+    pixels = image.reshape(image.shape[0], -1).T  # (H * W, C)
+    k, ys, xs = np.nonzero(removed)
+    rows, cols, data = [], [], []
+    diagonal = np.zeros(unknowns)
+    rhs = np.zeros((unknowns, image.shape[0]))
+    own = ids[k, ys, xs]
+    for (dy, dx), weight in NEIGHBOURS.items():
+        ny, nx = ys + dy, xs + dx
+        inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
+        diagonal[own[inside]] -= weight
+        neighbour = ids[k[inside], ny[inside], nx[inside]]
+        unknown = neighbour >= 0
+        rows.append(own[inside][unknown])
+        cols.append(neighbour[unknown])
+        data.append(np.full(int(unknown.sum()), weight))
+        known = ~unknown
+        rhs[own[inside][known]] -= weight * pixels[ny[inside][known] * width + nx[inside][known]]
+    rows.append(np.arange(unknowns))
+    cols.append(np.arange(unknowns))
+    data.append(diagonal)
+    system = csc_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))), (unknowns, unknowns))
+    return np.asarray(spsolve(system, rhs)).reshape(unknowns, -1)
+
+
+def _check_fractions(fractions: Any, x: Tensor) -> Tensor:
+    grid = torch.as_tensor(list(fractions) if not isinstance(fractions, Tensor) else fractions, dtype=torch.float64)
+    if grid.dim() != 1 or grid.numel() == 0 or bool(((grid <= 0) | (grid >= 1)).any()):
+        raise AttributionInputError(f"fractions must be a non-empty sequence of numbers in (0, 1), got {fractions!r}")
+    return grid.to(x.device)
+
+
+def _correct(outputs: Tensor) -> Tensor:
+    """The one-hot of the argmax of ``(B, C)`` outputs: the target's entry is 1.0 exactly when the
+    prediction is the target (``readout="correct"``)."""
+    if outputs.dim() != 2:
+        raise AttributionInputError(f"readout='correct' needs (B, C) outputs, got shape {tuple(outputs.shape)}")
+    return nn.functional.one_hot(outputs.argmax(1), outputs.shape[1]).to(outputs.dtype)
