@@ -5,13 +5,15 @@ Public API (see docs/zoo.md):
 - ``load(name, *, device="cpu", cache_dir=None, retrain=False)``: a trained model in eval mode.
 - ``build(name)``: the untrained architecture.
 - ``models()``: ``{name: ModelInfo}``; ``accuracy(name)``: recorded test accuracy.
-- ``dataset(name, split="test")`` for "digits" and "fashion_mnist"; ``mnist_idx(directory, split)``,
+- ``dataset(name, split="test")`` for "digits", "fashion_mnist" and "imdb"; ``mnist_idx(directory, split)``,
   ``npz_dataset(path)`` for user files.
+- ``imdb_vocabulary()``, ``tokenize_reviews(texts)``: the IMDB id -> word list and any text as ids.
 - ``photos(names=None)``, ``photos_from_folder(directory)``, ``imagenet_classes()``.
 """
 
 from taylorlens.zoo.datasets import MissingDataError, dataset, mnist_idx, npz_dataset
 from taylorlens.zoo.efficientnet_lite import imagenet_classes
+from taylorlens.zoo.imdb import imdb_vocabulary, tokenize_reviews
 from taylorlens.zoo.loading import (
     CorruptCacheWarning,
     accuracy,
@@ -34,11 +36,13 @@ __all__ = [
     "dataset",
     "imagenet_classes",
     "imagenet_preprocess",
+    "imdb_vocabulary",
     "load",
     "mnist_idx",
     "models",
     "npz_dataset",
     "photos",
     "photos_from_folder",
+    "tokenize_reviews",
     "training_record",
 ]

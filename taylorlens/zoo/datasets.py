@@ -31,9 +31,6 @@ UNAVAILABLE_DATASETS = {
     "cifar10": "CIFAR-10 is not shipped by any Debian or PyPI package reachable offline, so taylorlens "
     "cannot train on it; use taylorlens.zoo.build('cifar10_cnn') for the untrained architecture, or load "
     "your own 32x32 RGB images with taylorlens.zoo.npz_dataset(path)",
-    "imdb": "the IMDB reviews data set is not shipped by any Debian or PyPI package reachable offline, so "
-    "taylorlens cannot train on it; use taylorlens.zoo.build('imdb_mlp') or build('imdb_lstm') for the "
-    "untrained architectures and feed your own int64 token ids of shape (N, 500)",
 }
 
 
@@ -42,14 +39,19 @@ class MissingDataError(FileNotFoundError):
 
 
 def dataset(name: str, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)`` of a named data set: ``"digits"`` or ``"fashion_mnist"``; ``split`` is "train" or "test"."""
+    """``(x, y)`` of a named data set: ``"digits"``, ``"fashion_mnist"`` or ``"imdb"`` (token ids, see
+    ``taylorlens.zoo.imdb``); ``split`` is "train" or "test"."""
     if name == "digits":
         return digits(split)
     if name == "fashion_mnist":
         return fashion_mnist(split)
+    if name == "imdb":
+        from taylorlens.zoo.imdb import imdb
+
+        return imdb(split)
     if name in UNAVAILABLE_DATASETS:
         raise MissingDataError(UNAVAILABLE_DATASETS[name])
-    raise ValueError(f"unknown data set {name!r}; available: 'digits', 'fashion_mnist'")
+    raise ValueError(f"unknown data set {name!r}; available: 'digits', 'fashion_mnist', 'imdb'")
 
 
 def digits(split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:

