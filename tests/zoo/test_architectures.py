@@ -4,8 +4,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from taylorlens import zoo
-from taylorlens.zoo.architectures import ACTIVATIONS, AnconaCNN, ImdbLSTM, ImdbMLP, QuadraticModel
+from taylorlens.zoo.architectures import ACTIVATIONS, AnconaCNN, QuadraticModel
 from taylorlens.zoo.efficientnet_lite import SamePaddingConv2d
+from taylorlens.zoo.text import ImdbLanguageModel, ImdbLSTM, ImdbMLP
 
 SMALL_MODELS = [name for name, info in zoo.models().items() if name != "efficientnet_lite0"]
 
@@ -50,12 +51,14 @@ def test_quadratic_model_hessian_is_the_closed_form_one():
         torch.testing.assert_close(model((x + d)[None])[0, c], expected)
 
 
-@pytest.mark.parametrize("architecture", [ImdbMLP, ImdbLSTM])
-def test_imdb_models_classify_their_embeddings(architecture):
+@pytest.mark.parametrize("architecture", [ImdbMLP, ImdbLSTM, ImdbLanguageModel])
+def test_imdb_models_classify_their_embeddings_and_embed_padding_to_zero(architecture):
     torch.manual_seed(0)
     model = architecture().eval()
     tokens = torch.randint(0, 5000, (2, 500))
+    assert isinstance(model.embed, nn.Embedding)
     torch.testing.assert_close(model.classify_embeddings(model.embed(tokens)), model(tokens))
+    assert not model.embed(torch.zeros(1, 3, dtype=torch.long)).any()
 
 
 def test_same_padding_puts_the_extra_row_bottom_right_like_tensorflow():
@@ -86,8 +89,8 @@ def test_models_registry_describes_paper_and_data():
     expected |= {
         f"{p}_{m}" for p in ("digits", "mnist5k", "fashion_mnist") for m in ("poly", "m_sg", "c_sg", "c_sp")
     }
-    expected |= {"cifar10_cnn", "imdb_mlp", "imdb_lstm", "efficientnet_lite0", "efficientnet_lite1"}
-    expected |= {"efficientnet_lite2"}
+    expected |= {"cifar10_cnn", "imdb_mlp", "imdb_lstm", "imdb_language_model"}
+    expected |= {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"}
     assert set(models) == expected
     models.clear()
     assert "digits_poly" in zoo.models()
