@@ -31,6 +31,12 @@ _PNG_FONT_SIZE = 11
 _PNG_CHARACTER_WIDTH = 0.6 * _PNG_FONT_SIZE / 72  # inches per character of DejaVu Sans Mono
 _PNG_WIDTH = 9.0  # inches
 _PNG_LINE_HEIGHT = 0.32  # inches
+_PAGE_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
+h2 { margin-top: 2rem; border-bottom: 1px solid #ddd; font-size: 1.2rem; }
+.words { margin: 0.6rem 0 1rem; } .words-title { font-weight: 600; font-size: 0.9rem; }
+.muted { color: #777; }
+"""
 
 
 def unknown_word(word: str) -> str:
@@ -143,3 +149,10 @@ def words_png(words: Sequence[str], scores: Sequence[float], *, title: str = "")
     figure.text(0.2 / figure.get_figwidth(), top - len(lines) * _PNG_LINE_HEIGHT / height, _scale_text(scale),
                 fontsize=_PNG_FONT_SIZE - 2, color="#555", va="center")
     return png(figure)
+
+
+def words_page(title: str, body: Sequence[str]) -> str:
+    """A self-contained HTML page: ``title`` (escaped) as heading, then the ``body`` fragments (HTML, e.g.
+    :func:`words_html` rows and headings) in order."""
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_PAGE_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}</body></html>")
