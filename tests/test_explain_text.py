@@ -2,6 +2,7 @@
 embedding layer, on a tiny LSTM and a 40-word vocabulary (the zoo's loader and IMDB data are replaced: no
 training, no download)."""
 
+import dataclasses
 import io
 import json
 
@@ -12,7 +13,7 @@ from PIL import Image
 import taylorlens
 from taylorlens import zoo
 from taylorlens.cli import main
-from taylorlens.zoo import imdb
+from taylorlens.zoo import imdb, registry
 from taylorlens.zoo.cache import CACHE_ENV_VARIABLE
 from taylorlens.zoo.text import ImdbLSTM
 
@@ -26,16 +27,29 @@ REVIEWS = [
     ("wonderful actors, great fun", "positive"),
     ("boring, too long and bad", "negative"),
 ]
+LENGTH = 40
 METHODS = ("gradient_x_input", "integrated_gradients", "deeplift", "epsilon_lrp", "occlusion")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: one thread is several times faster than many on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
 def tiny_imdb(tmp_path, monkeypatch):
-    """A 40-word vocabulary over 8 reviews (4 test reviews) and a random float64 ImdbLSTM loaded as imdb_lstm."""
+    """A 40-word vocabulary over 8 reviews (4 test reviews) of 40 tokens, and a random float64 ImdbLSTM loaded
+    as imdb_lstm (registered as reading 40 tokens)."""
     monkeypatch.setenv(CACHE_ENV_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.setitem(registry.MODELS, "imdb_lstm", dataclasses.replace(registry.MODELS["imdb_lstm"],
+                                                                          input_shape=(LENGTH,)))
     texts, labels = zip(*REVIEWS, strict=True)
     reviews = imdb.prepare(list(texts), torch.tensor([imdb.LABELS[s] for s in labels]).numpy(),
-                           vocabulary_size=40)
+                           vocabulary_size=40, max_length=LENGTH)
     monkeypatch.setattr(imdb, "_prepared", lambda directory: reviews)
     torch.manual_seed(0)
     model = ImdbLSTM(vocab_size=40, embedding_dim=6, hidden=5).double().eval()
@@ -65,8 +79,7 @@ def test_text_json_scores_equal_attribute_at_the_embedding_layer_for_every_metho
     sentence = "This movie was not good, zxqv!"
     assert main(["explain", "--model", "imdb_lstm", "--text", sentence, "--out", str(tmp_path / "out")]) == 0
     assert loaded == ["imdb_lstm"]
-    ids = zoo.tokenize_reviews(sentence)
-    assert ids.shape == (1, 500)
+    ids = zoo.tokenize_reviews(sentence, max_length=LENGTH)
     with torch.no_grad():
         logits = model(ids)
     target = int(logits.argmax(1))

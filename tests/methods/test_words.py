@@ -10,6 +10,15 @@ from taylorlens import UnsupportedModelError, word_attributions
 from taylorlens.zoo.text import ImdbLSTM, ImdbMLP
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: one thread is several times faster than many on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def lstm():
     torch.manual_seed(0)
