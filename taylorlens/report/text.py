@@ -9,6 +9,10 @@ is always white). The colours are matplotlib's ``bwr`` map, the same as the sign
 A word is shown as *unknown* (not in the vocabulary, read by the model as ``<unk>``) when it is ``"<unk>"``
 or was wrapped with :func:`unknown_word` (``"<unk:zxqv>"``, shown as ``zxqv`` marked unknown): it gets a
 dashed outline, a ``?`` and the class ``unknown`` in HTML.
+
+:func:`generation_png` draws what :func:`taylorlens.explain_generation` returns for one sample: the
+``(T, P + T)`` matrix of generated token ``t``'s logit attributed to every token before it, on the same
+symmetric red/blue scale (Sundararajan et al. 2017, Sec. 3.2 / Figs. 9-10 show one such row per prediction).
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from taylorlens.report.figures import png  # noqa: E402
 
@@ -156,3 +162,39 @@ def words_page(title: str, body: Sequence[str]) -> str:
     :func:`words_html` rows and headings) in order."""
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{_PAGE_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}</body></html>")
+
+
+def generation_png(matrix: Any, prompt_tokens: Sequence[str], generated_tokens: Sequence[str], *,
+                   title: str = "") -> bytes:
+    """Heat map of one sample's :func:`taylorlens.explain_generation` matrix ``(T, P + T)``; PNG bytes.
+
+    Row ``t`` (labelled with generated token ``t``) explains that token's logit; columns are the prompt
+    tokens then the generated ones, a line separating them. Colours: ``bwr`` on ``[-m, m]``, ``m`` the
+    largest ``|score|`` (the colour bar prints the scale); cells at or after the predicting position
+    (``column >= P + t``, exactly 0 by causality) are grey. Token labels are shown as given. Raises
+    ``ValueError`` when the matrix is not ``(len(generated_tokens), len(prompt_tokens) + len(generated_tokens))``.
+    """
+    values = np.asarray(matrix.detach().cpu() if hasattr(matrix, "detach") else matrix, dtype=float)
+    prompt, generated = [str(t) for t in prompt_tokens], [str(t) for t in generated_tokens]
+    expected = (len(generated), len(prompt) + len(generated))
+    if values.shape != expected:
+        raise ValueError(f"matrix must have shape (T, P + T) = {expected} for {len(prompt)} prompt and "
+                         f"{len(generated)} generated tokens, got {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError("matrix must be finite")
+    scale = float(np.abs(values).max()) or 1.0
+    rows, columns = np.indices(values.shape)
+    shown = np.ma.masked_where(columns >= len(prompt) + rows, values)
+    colours = plt.get_cmap("bwr").copy()
+    colours.set_bad("#d9d9d9")
+    figure, axis = plt.subplots(figsize=(0.28 * expected[1] + 2.2, 0.28 * expected[0] + 1.6))
+    image = axis.imshow(shown, cmap=colours, vmin=-scale, vmax=scale, aspect="auto", interpolation="nearest")
+    axis.set_xticks(range(expected[1]), prompt + generated, rotation=90, fontsize=7)
+    axis.set_yticks(range(expected[0]), generated, fontsize=7)
+    axis.axvline(len(prompt) - 0.5, color="black", linewidth=0.8)
+    axis.set_xlabel("explaining token (prompt | generated)")
+    axis.set_ylabel("generated token (explained logit)")
+    if title:
+        axis.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=axis, fraction=0.03, pad=0.02).set_label(f"score (scale +-{scale:.3g})")
+    return png(figure)

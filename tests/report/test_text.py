@@ -73,3 +73,22 @@ def test_png_decodes_and_shows_red_and_blue_backgrounds():
     colours = set(image.getdata())
     assert (255, 0, 0) in colours and (0, 0, 255) in colours
     assert image.height > 60  # 47 words wrap onto several lines
+
+
+def test_generation_heatmap_draws_the_matrix_with_causal_cells_grey():
+    import numpy as np
+
+    from taylorlens.report.text import generation_png
+
+    matrix = np.zeros((3, 5))
+    matrix[0, :2], matrix[2, 3] = [1.0, -1.0], 0.5
+    image = Image.open(io.BytesIO(generation_png(matrix, ["a", "b"], ["c", "d", "e"], title="t"))).convert("RGB")
+    colours = set(image.getdata())
+    assert (255, 0, 0) in colours and (0, 0, 255) in colours and (217, 217, 217) in colours
+
+
+def test_generation_heatmap_refuses_a_matrix_of_the_wrong_shape():
+    from taylorlens.report.text import generation_png
+
+    with pytest.raises(ValueError, match=r"\(T, P \+ T\) = \(2, 4\)"):
+        generation_png([[0.0] * 3] * 2, ["a", "b"], ["c", "d"])
