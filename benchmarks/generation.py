@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         to_loop, to_captum = check_agreement(method, args.steps, prompt, generated, arch)
         options = method_options(method, model, prompt, generated, args.steps)
         per_point, how, plain, size = best_plain_cost(model, sequence, generated, args.prompt,
-                                                      (1, 4, 16) if steps > 1 else (1,))
+                                                      (1, 2, 4, 8, 16) if steps > 1 else (1,))
         times = time_interleaved({
             "ours": lambda: ours(model, prompt, generated, method, options),  # noqa: B023
             "loop": lambda: per_token_loop(model, prompt, generated, method, options),  # noqa: B023
