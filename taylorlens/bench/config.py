@@ -164,6 +164,9 @@ def parse(source: dict[str, Any], name: str = "benchmark") -> BenchConfig:
     unknown = sorted(set(data_options) - set(DATA_OPTIONS.get(dataset, ())))
     if unknown:
         raise ConfigError(f"data.{unknown[0]}: {dataset} takes {list(DATA_OPTIONS.get(dataset, ())) or 'no options'}")
+    context = data_options.get("context")
+    if context is not None and (not isinstance(context, int) or isinstance(context, bool) or context < 1):
+        raise ConfigError(f"data.context must be a positive int (the words before the predicted one), got {context!r}")
     target = data.get("target", "label")
     if target not in TARGETS:
         raise ConfigError(f"data.target must be one of {TARGETS}, got {target!r}")

@@ -81,8 +81,6 @@ def _imdb(config: BenchConfig) -> BenchData:
         x, y = ids[: config.samples], labels[: config.samples]
         names = ["positive" if int(v) == 1 else "negative" for v in y]
     else:
-        if not isinstance(context, int) or isinstance(context, bool) or context < 1:
-            raise ConfigError(f"data.context must be a positive int (words before the predicted one), got {context!r}")
         x, y = _sections(ids, context, config.samples, config.seed)
         names = [f"next word: {vocabulary[int(v)]}" for v in y]
     words = [[vocabulary[i] for i in row.tolist() if i != 0] for row in x]

@@ -5,6 +5,7 @@ scaling path, and the report's word rows."""
 
 import json
 import re
+import tomllib
 
 import pytest
 import torch
@@ -174,3 +175,16 @@ def test_language_model_config_explains_the_next_word_softmax_of_sections(tiny_z
     for sample in (0, 1):  # Fig. 8: the next word's softmax score from alpha = 0 to alpha = 1 (the prediction)
         assert paths[sample]["x"][0] == 0.0 and paths[sample]["x"][-1] == 1.0
         assert paths[sample]["y"][-1] == pytest.approx(float(probabilities[sample]), rel=1e-9)
+
+
+def test_text_config_errors_name_the_field_and_what_is_accepted():
+    base = 'models = ["imdb_lstm"]\n{top}[data]\ndataset = "imdb"\n{data}[[methods]]\nname = "gradient"\n'
+    with pytest.raises(bench_config.ConfigError, match=r'layer \(e.g. layer = "embed"'):
+        bench_config.parse(tomllib.loads(base.format(top="", data="")))
+    with pytest.raises(bench_config.ConfigError, match=r"output must be one of \('softmax', 'logit_difference'\)"):
+        bench_config.parse(tomllib.loads(base.format(top='layer = "embed"\noutput = "probability"\n', data="")))
+    with pytest.raises(bench_config.ConfigError, match="data.context must be a positive int"):
+        bench_config.parse(tomllib.loads(base.format(top='layer = "embed"\n', data="context = 0\n")))
+    parsed = bench_config.parse(tomllib.loads(base.format(top='layer = "embed"\n', data="")))
+    assert parsed.is_text and parsed.model_options() == {"layer": "embed"}
+    assert parsed.data_context()[-1] == {"layer": "embed"}  # the layer is part of every method's key
