@@ -18,6 +18,7 @@ class BenchData:
     labels: Tensor
     names: list[str]
     boxes: Tensor | None = None  # (N, H, W) bool object masks, for bbox_accuracy / attribution_in_box
+    words: list[list[str]] | None = None  # text: the words of every sample, padding dropped (one per position)
 
     def targets(self, config: BenchConfig, model: nn.Module) -> Tensor:
         """The explained class per sample: the true label or the model's prediction."""
@@ -58,8 +59,46 @@ def load_data(config: BenchConfig) -> BenchData:
                               f"(after keep_classified_by); set data.samples <= {len(boxed.y)}")
         return BenchData(boxed.x.to(config.device), boxed.y.to(config.device), boxed.names,
                          boxed.masks.to(config.device))  # fmt: skip
+    if config.dataset == "imdb":
+        return _imdb(config)
     x, y = zoo.dataset(config.dataset, split=config.split)
     if config.samples > x.shape[0]:
         raise ConfigError(f"data.samples={config.samples} but {config.dataset} {config.split} has {x.shape[0]}")
     x, y = x[: config.samples], y[: config.samples]
     return BenchData(x.to(config.device), y.to(config.device), [f"label {int(v)}" for v in y])
+
+
+def _imdb(config: BenchConfig) -> BenchData:
+    """The first reviews of the split (label 1 = positive), or with ``context = k`` the IG paper's language-model
+    samples (Sundararajan et al. 2017, Sec. 3.2): ``samples`` random sections of ``k`` consecutive words of
+    the split's reviews (review and start drawn with the config's seed), the word that follows as label."""
+    ids, labels = zoo.dataset("imdb", split=config.split)
+    vocabulary = zoo.imdb_vocabulary()
+    context = config.data_options.get("context")
+    if context is None:
+        if config.samples > ids.shape[0]:
+            raise ConfigError(f"data.samples={config.samples} but imdb {config.split} has {ids.shape[0]} reviews")
+        x, y = ids[: config.samples], labels[: config.samples]
+        names = ["positive" if int(v) == 1 else "negative" for v in y]
+    else:
+        x, y = _sections(ids, context, config.samples, config.seed)
+        names = [f"next word: {vocabulary[int(v)]}" for v in y]
+    words = [[vocabulary[i] for i in row.tolist() if i != 0] for row in x]
+    return BenchData(x.to(config.device), y.to(config.device), names, words=words)
+
+
+def _sections(ids: Tensor, context: int, count: int, seed: int) -> tuple[Tensor, Tensor]:
+    """``count`` sections ``(count, context)`` of consecutive non-padding ids and the id after each."""
+    lengths = (ids != 0).sum(1)
+    long_enough = torch.nonzero(lengths > context).flatten()
+    if len(long_enough) < count:
+        raise ConfigError(f"data.samples={count} but only {len(long_enough)} reviews have more than {context} words")
+    generator = torch.Generator().manual_seed(seed)
+    rows = long_enough[torch.randperm(len(long_enough), generator=generator)[:count]]
+    sections, following = [], []
+    for row in rows.tolist():
+        words = ids[row, ids.shape[1] - int(lengths[row]):]  # reviews are padded in front
+        start = int(torch.randint(len(words) - context, (1,), generator=generator))
+        sections.append(words[start : start + context])
+        following.append(words[start + context])
+    return torch.stack(sections), torch.stack(following)

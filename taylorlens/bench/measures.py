@@ -25,17 +25,24 @@ def measure(
     method: str | None = None,
     method_options: dict[str, Any] | None = None,
     boxes: Tensor | None = None,
+    model_options: dict[str, Any] | None = None,
 ) -> tuple[list[float], list[dict[str, list[float]] | None]]:
     """Run ``metric`` on a batch; return one value and one curve ``{"x": [...], "y": [...]}`` (or None) per
     sample. ``method`` and ``method_options`` reach metrics that attribute themselves (randomization_test);
-    ``boxes`` (the batch's object masks) the localization metrics."""
+    ``boxes`` (the batch's object masks) the localization metrics; ``model_options`` (the config's ``layer=``,
+    ``output=``) every metric that calls the model, so it perturbs what the method explained."""
     if metric.name not in metrics.available():
         raise ConfigError(f"unknown metric {metric.name!r}; known: {', '.join(metrics.available())}")
     if "boxes" in metrics.available()[metric.name].needs and boxes is None and "boxes" not in metric.options:
         raise ConfigError(f"metric {metric.name} needs object boxes: use data.dataset = \"boxes\"")
+    needs = metrics.available()[metric.name].needs
+    explained = dict(model_options or {}) if "model" in needs else {}
+    if "method" in needs:
+        method_options = {**(method_options or {}), **explained}
+        explained = {}
     result = metrics.evaluate(metric.name, model=model, inputs=inputs, attributions=attributions, target=targets,
                               method=method, method_options=method_options, seed=seed, boxes=boxes,
-                              **metric.options)
+                              **metric.options, **explained)
     batch = inputs.shape[0]
     values = _per_sample(result.value, batch).mean(1).tolist()
     if result.curve is None:

@@ -22,6 +22,9 @@ from taylorlens.bench.engines import Engine, make_engine
 from taylorlens.bench.shards import Shard, ShardResult, metric_key
 from taylorlens.bench.store import Store
 
+#: Meta key prefix of a text data set's gallery words: ``words:<dataset>/<split>`` -> {sample: [word, ...]}.
+WORDS_META_PREFIX = "words:"
+
 
 @dataclass(frozen=True)
 class RunReport:
@@ -115,8 +118,10 @@ def _write(store: Store, result: ShardResult) -> None:
 
 def _store_gallery_inputs(store: Store, config: BenchConfig, data) -> None:  # noqa: ANN001
     shown = range(min(config.gallery, data.inputs.shape[0]))
-    store.write_inputs(f"{config.dataset}/{config.split}", {i: data.inputs[i].cpu().numpy() for i in shown},
-                       {i: data.names[i] for i in shown})
+    data_key = f"{config.dataset}/{config.split}"
+    store.write_inputs(data_key, {i: data.inputs[i].cpu().numpy() for i in shown}, {i: data.names[i] for i in shown})
+    if data.words is not None:  # text: the report draws the words coloured by their scores
+        store.set_meta(f"{WORDS_META_PREFIX}{data_key}", {str(i): data.words[i] for i in shown})
 
 
 def mean_interval(values: list[float]) -> tuple[float, float]:

@@ -62,6 +62,18 @@ def method_options(config: BenchConfig, method: Entry, batch: int) -> dict[str, 
     return options
 
 
+def word_scores(method: Entry, maps: Tensor) -> Tensor:
+    """One score per word ``(B, T)`` from attributions of the embedding output ``(B, T, D)``.
+
+    Ancona et al. (ICLR 2018), App. C.4: a word's attribution is the sum over its embedding components.
+    Occlusion over whole words (``window = [1, D]``) puts the word's output drop on each of its D components,
+    so its score is their mean, the drop ``f(x) - f(x with the word's embedding = 0)`` (Occlusion-1, Sec. 2).
+    """
+    window = method.options.get("window", 1)
+    whole_words = method.name == "occlusion" and isinstance(window, list | tuple) and window[-1] == maps.shape[-1]
+    return maps.mean(-1) if whole_words else maps.sum(-1)
+
+
 def compute_shard(
     config: BenchConfig, shard: Shard, model: nn.Module, inputs: Tensor, targets: Tensor,
     boxes: Tensor | None = None,
@@ -73,15 +85,17 @@ def compute_shard(
     batch_boxes = None if boxes is None else boxes[index]
     method_key = shard.method_key(config)
     start = time.perf_counter()
+    model_options = config.model_options()
     with pass_seconds() as elapsed:
         options = method_options(config, shard.method, shard.batch)
-        maps = attribute_with(model, x, target, shard.method.name, **options)
+        maps = attribute_with(model, x, target, shard.method.name, **options, **model_options)
         attribution_seconds = time.perf_counter() - start
         attribution_pass_seconds = elapsed()
         rows = []
         for metric in config.metrics:
             values, curves = measure(metric, model, x, maps, target, seed=config.seed + shard.batch,
-                                     method=shard.method.name, method_options=options, boxes=batch_boxes)
+                                     method=shard.method.name, method_options=options, boxes=batch_boxes,
+                                     model_options=model_options)
             rows += [
                 ResultRow(shard.model, method_key, metric_key(metric, method_key), metric.name, metric.label,
                           sample, value, curve)
@@ -90,7 +104,8 @@ def compute_shard(
         total_pass = elapsed()
     per_sample = attribution_seconds / len(shard.samples)
     per_sample_pass = attribution_pass_seconds / len(shard.samples)
-    gallery = {s: maps[i].detach().cpu().numpy() for i, s in enumerate(shard.samples) if s < config.gallery}
+    shown = word_scores(shard.method, maps) if config.is_text else maps
+    gallery = {s: shown[i].detach().cpu().numpy() for i, s in enumerate(shard.samples) if s < config.gallery}
     return ShardResult(
         shard, method_key, {s: (per_sample, per_sample_pass) for s in shard.samples}, rows, gallery,
         time.perf_counter() - start, total_pass,

@@ -2,8 +2,9 @@
 
 Sections: summary table (mean and 95% interval per model x method x metric, beside the paper's number where
 the config gives one in a ``[[paper]]`` table), the papers' figures (metric curves; metric against the number
-of principles, Deng et al. Figs. 2-3), a heat-map gallery per model, and the configuration and environment
-(versions, device, seed, time per method).
+of principles, Deng et al. Figs. 2-3), a heat-map gallery per model (for text: each gallery sample as a row of
+words coloured by attribution, one row per method, ``taylorlens.report.text``), and the configuration and
+environment (versions, device, seed, time per method).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from taylorlens.bench.runner import mean_interval
+from taylorlens.bench.runner import WORDS_META_PREFIX, mean_interval
 from taylorlens.bench.store import Store, bytes_array
 from taylorlens.report.figures import curves_figure, gallery_figure, principles_figure, road_figure
+from taylorlens.report.text import words_html
 from taylorlens.taylor.principles import principles_followed
 
 REPORT_FILE = "report.html"
@@ -146,6 +148,10 @@ def _principles_section(db, methods) -> str:  # noqa: ANN001
 
 
 def _gallery_section(db, methods) -> str:  # noqa: ANN001
+    words = {key.removeprefix(WORDS_META_PREFIX): json.loads(value) for key, value in db.execute(
+        "SELECT key, value FROM meta WHERE key LIKE ?", (f"{WORDS_META_PREFIX}%",))}
+    if words:
+        return _text_gallery_section(db, methods, words)
     inputs = db.execute("SELECT sample, array, label FROM inputs ORDER BY data_key, sample").fetchall()
     if not inputs:
         return ""
@@ -158,6 +164,31 @@ def _gallery_section(db, methods) -> str:  # noqa: ANN001
             maps[label] = [bytes_array(stored[s]) if s in stored else None for s in samples]
         figure = gallery_figure([bytes_array(a) for _, a, _ in inputs], [lbl for _, _, lbl in inputs], maps)
         parts.append(f"<h3>{html.escape(model)}</h3>" + _img(figure, f"gallery {model}"))
+    return "".join(parts)
+
+
+def _text_gallery_section(db, methods, words: dict[str, dict[str, list[str]]]) -> str:  # noqa: ANN001
+    """Per model and gallery sample, one row of words per method coloured by its per-word scores (stored by
+    the bench for the last ``len(words)`` positions: reviews are padded in front)."""
+    labels = dict(db.execute("SELECT sample, label FROM inputs"))
+    parts = ["<h2>Word gallery</h2><p class='muted'>Each word coloured by its attribution (sum over its embedding "
+             "components; Occlusion-1: the output drop when the word's embedding is zero): red positive, blue "
+             "negative, white 0, scale per row.</p>"]
+    samples = sorted({int(s) for shown in words.values() for s in shown})
+    sample_words = {int(s): w for shown in words.values() for s, w in shown.items()}
+    for model in sorted({m[0] for m in methods}):
+        parts.append(f"<h3>{html.escape(model)}</h3>")
+        for sample in samples:
+            text = sample_words[sample]
+            parts.append(f"<h4>sample {sample}: {html.escape(str(labels.get(sample, '')))}</h4>")
+            for _, key, _, label in (m for m in methods if m[0] == model):
+                stored = db.execute("SELECT array FROM maps WHERE model=? AND method_key=? AND sample=?",
+                                    (model, key, sample)).fetchone()
+                if stored is None:
+                    continue
+                scores = bytes_array(stored[0]).reshape(-1)
+                shown = scores[len(scores) - len(text):].tolist() if text else []
+                parts.append(words_html(text, shown, title=label))
     return "".join(parts)
 
 

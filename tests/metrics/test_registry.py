@@ -21,6 +21,7 @@ SMALL = {
     "attribution_in_box": {"boxes": torch.tensor([[0, 0, 4, 4]] * 3)},
     "road": {"fractions": (0.25, 0.5)},
     "randomization_test": {},
+    "scaling_path": {"alphas": [0.0, 0.5, 1.0]},
 }
 
 

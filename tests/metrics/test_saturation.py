@@ -26,3 +26,29 @@ def test_scaling_path_from_a_baseline_ends_at_the_input_and_starts_at_the_baseli
     assert path.probabilities is None
     torch.testing.assert_close(path.scores[:, 0], torch.full((2,), 36.0, dtype=torch.float64))
     torch.testing.assert_close(path.scores[:, -1], torch.full((2,), 9.0, dtype=torch.float64))
+
+
+def test_scaling_path_at_an_embedding_layer_scales_the_context_embeddings():
+    # Sundararajan et al. Sec. 3.2 / Fig. 8: a language model's next-word softmax as the context's embeddings
+    # are scaled by alpha.
+    from taylorlens.zoo.text import ImdbLanguageModel
+
+    torch.manual_seed(0)
+    model = ImdbLanguageModel(vocab_size=30, embedding_dim=6, hidden=5).double().eval()
+    ids = torch.randint(1, 30, (3, 10), generator=torch.Generator().manual_seed(1))
+    target = torch.tensor([4, 7, 9])
+    alphas = [0.0, 0.3, 1.0]
+    path = scaling_path(model, ids, target, alphas=alphas, layer="embed")
+    embeddings = model.embed(ids).detach()
+    with torch.no_grad():
+        for k, alpha in enumerate(alphas):
+            expected = model.classify_embeddings(alpha * embeddings).softmax(1).gather(1, target[:, None])[:, 0]
+            torch.testing.assert_close(path.probabilities[:, k], expected)
+    torch.testing.assert_close(path.curve, path.probabilities)
+    p = path.probabilities
+    share = (p[:, 1] - p[:, 0]) / (p[:, 2] - p[:, 0])
+    torch.testing.assert_close(path.value, share)  # the rise reached at the node nearest alpha = 0.5 (0.3 here)
+    # With output= the score is what output gives, and no softmax is taken on top of it.
+    explained = scaling_path(model, ids, target, alphas=alphas, layer="embed", output=lambda out: out.softmax(1))
+    assert explained.probabilities is None
+    torch.testing.assert_close(explained.scores, path.probabilities)

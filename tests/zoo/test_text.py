@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from taylorlens import zoo
-from taylorlens.zoo import imdb, training
+from taylorlens.zoo import imdb, training, wheels
 from taylorlens.zoo.datasets import MissingDataError
 from taylorlens.zoo.text import (
     ImdbLanguageModel,
@@ -21,16 +21,18 @@ from taylorlens.zoo.text import (
     train_text_classifier,
 )
 
-USER_CACHE = zoo.cache_directory()  # see test_imdb.py: the real wheel lives in the user's cache
+USER_WHEELS = wheels.wheels_directory()  # see test_imdb.py: the real wheel lives in the user's wheels directory
 VOCABULARY, LENGTH = 300, 80
 
 
 @pytest.fixture(scope="module")
 def reviews():
-    try:
-        texts, labels = imdb.read_reviews(imdb.imdb_wheel(USER_CACHE))
-    except MissingDataError as error:
-        pytest.skip(str(error))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(wheels.WHEELS_ENV_VARIABLE, str(USER_WHEELS))
+        try:
+            texts, labels = imdb.read_reviews(imdb.imdb_wheel())
+        except MissingDataError as error:
+            pytest.skip(str(error))
     return imdb.prepare(texts[:400], labels[:400], vocabulary_size=VOCABULARY, max_length=LENGTH)
 
 
