@@ -21,6 +21,8 @@ SMALL = {
     "attribution_in_box": {"boxes": torch.tensor([[0, 0, 4, 4]] * 3)},
     "road": {"fractions": (0.25, 0.5)},
     "randomization_test": {},
+    "data_randomization_test": {"shuffled_model": nn.Sequential(nn.Flatten(), nn.Linear(64, 1), nn.Flatten(0))
+                                .double()},
 }
 
 
