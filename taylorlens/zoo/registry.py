@@ -201,7 +201,7 @@ def _image_models(data: _ImageData) -> list[ModelInfo]:
 
 ADEBAYO = "Adebayo et al., NeurIPS 2018 (Sanity Checks for Saliency Maps), Sec. 3.2 data randomization test"
 # Memorising 1,347 shuffled labels takes longer than learning the real ones (40 epochs); the learning rate of the
-# real model, 60 epochs: training accuracy on the shuffled labels 0.99 (1.0 from 80 epochs; the record holds it).
+# real model, 60 epochs: accuracy 0.97 on the shuffled training labels, 0.10 on the test digits (the record).
 _SHUFFLED_LABELS = [
     ModelInfo(
         name="digits_cnn_relu_shuffled_labels",
