@@ -91,7 +91,10 @@ def randomization_test(
     to the input. A layer is re-initialised by its ``reset_parameters()``
     (PyTorch's default initialisation) with the global generator seeded to ``seed + 1`` before each layer,
     as Quantus's ``MPRT`` does (the caller's random state is restored afterwards). The model is copied,
-    never modified. ``similarity``: names from :data:`SIMILARITIES`.
+    never modified. ``similarity``: names from :data:`SIMILARITIES`. A randomised model that no longer
+    depends on its input (e.g. a random convolution under a trained batch norm that saturates every ReLU6)
+    gives constant maps, whose rank correlation is undefined: NaN, as in Quantus; randomise the batch norm
+    too (the default layer list holds every one).
     """
     check_choice("mode", mode, MODES)
     for name in similarity:
