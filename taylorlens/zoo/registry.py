@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from torch import nn
@@ -202,17 +202,15 @@ def _image_models(data: _ImageData) -> list[ModelInfo]:
 ADEBAYO = "Adebayo et al., NeurIPS 2018 (Sanity Checks for Saliency Maps), Sec. 3.2 data randomization test"
 # Memorising 1,347 shuffled labels takes longer than learning the real ones (40 epochs); the learning rate of the
 # real model, 60 epochs: accuracy 0.97 on the shuffled training labels, 0.10 on the test digits (the record).
+_DIGITS_MODELS = _image_models(DIGITS)
 _SHUFFLED_LABELS = [
-    ModelInfo(
+    replace(
+        next(info for info in _DIGITS_MODELS if info.name == "digits_cnn_relu"),
         name="digits_cnn_relu_shuffled_labels",
         architecture="AnconaCNN (as digits_cnn_relu) fitted to a seeded permutation of the training labels",
-        dataset="digits",
-        input_shape=(1, 8, 8),
-        n_classes=10,
         paper=ADEBAYO,
         paper_accuracy=None,
-        build=partial(AnconaCNN, 1, 8, "relu", DIGITS.cnn_padding),
-        recipe=TrainingRecipe(epochs=60, shuffled_labels=True),
+        recipe=replace(DIGITS.cnn_recipe, epochs=60, shuffled_labels=True),
     ),
 ]
 
@@ -298,7 +296,7 @@ _IMDB_MODELS = [
 
 MODELS: dict[str, ModelInfo] = {
     info.name: info
-    for info in _image_models(DIGITS) + _SHUFFLED_LABELS + _image_models(MNIST) + _image_models(FASHION_MNIST)
+    for info in _DIGITS_MODELS + _SHUFFLED_LABELS + _image_models(MNIST) + _image_models(FASHION_MNIST)
     + _IMDB_MODELS + _UNTRAINABLE + _PRETRAINED_IMAGENET
 }
 
