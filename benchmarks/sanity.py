@@ -6,7 +6,8 @@ imputation are timed apart. Quantus's ``ROAD`` (the same images and percentages,
 system per image per percentage and runs the most-relevant-first order only. The randomization test
 (gradient maps, cascading over the 4 parameterised layers) against Quantus's ``MPRT`` with the same
 explanation function: ``ideal`` = (L + 1) gradient passes at the best per-sample forward+backward cost.
-Run: ``python benchmarks/sanity.py``.
+Both libraries run with one torch thread: on a shared 2-core machine two threads spin against other jobs
+and the timings stop meaning anything. Run: ``python benchmarks/sanity.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from taylorlens.metrics.road import noisy_linear_imputation
 BATCH = 64
 FRACTIONS = tuple(p / 100 for p in range(10, 100, 10))
 torch.manual_seed(0)
+torch.set_num_threads(1)
 
 
 def cnn() -> nn.Module:
@@ -69,6 +71,7 @@ def timed(run: Callable[[], object], repeats: int = 2) -> float:
 def main() -> None:
     warnings.filterwarnings("ignore")
     import quantus
+    from quantus.functions.perturb_func import noisy_linear_imputation as quantus_imputation
 
     model = cnn()
     x = torch.rand(BATCH, 1, 28, 28)
@@ -80,6 +83,9 @@ def main() -> None:
 
     removed = torch.rand(BATCH, len(FRACTIONS), 28, 28) < torch.tensor(FRACTIONS).view(1, -1, 1, 1)
     solve = timed(lambda: noisy_linear_imputation(x, removed))
+    images, masks = x.double().numpy(), removed.numpy().reshape(BATCH, len(FRACTIONS), -1)
+    quantus_solve = timed(lambda: [quantus_imputation(images[b], np.flatnonzero(masks[b, k]), noise=0.0)
+                                   for b in range(BATCH) for k in range(len(FRACTIONS))], repeats=1)
     ideal = BATCH * len(FRACTIONS) * forward
     morf = timed(lambda: metrics.road(model, x, a, y, fractions=FRACTIONS, noise=0.0, readout="correct"))
     both = timed(lambda: [metrics.road(model, x, a, y, fractions=FRACTIONS, order=o, seed=0) for o in ("morf", "lerf")])
@@ -88,7 +94,7 @@ def main() -> None:
     quantus_road = timed(lambda: reference(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=a.numpy(),
                                            device="cpu", batch_size=BATCH), repeats=1)
     print(f"ROAD, {BATCH} images x {len(FRACTIONS)} fractions ({BATCH * len(FRACTIONS)} forwards):")
-    print(f"  ideal passes {ideal:.3f}s; imputation alone {solve:.3f}s")
+    print(f"  ideal passes {ideal:.3f}s; imputation alone {solve:.3f}s (quantus's, same masks: {quantus_solve:.3f}s)")
     print(f"  taylorlens MoRF {morf:.3f}s ({morf / ideal:.1f}x the ideal passes, {morf / (ideal + solve):.2f}x "
           f"passes + imputation); both orders {both:.3f}s")
     print(f"  quantus ROAD (MoRF only) {quantus_road:.3f}s: taylorlens is {quantus_road / morf:.1f}x faster")

@@ -28,9 +28,11 @@ def measure(
     model_options: dict[str, Any] | None = None,
 ) -> tuple[list[float], list[dict[str, list[float]] | None]]:
     """Run ``metric`` on a batch; return one value and one curve ``{"x": [...], "y": [...]}`` (or None) per
-    sample. ``method`` and ``method_options`` reach metrics that attribute themselves (randomization_test);
-    ``boxes`` (the batch's object masks) the localization metrics; ``model_options`` (the config's ``layer=``,
-    ``output=``) every metric that calls the model, so it perturbs what the method explained."""
+    sample, with ``"ticks"`` (the names of the points, e.g. the randomised layers) where the metric names
+    them. ``method`` and ``method_options`` reach metrics that attribute themselves (randomization_test,
+    data_randomization_test); ``boxes`` (the batch's object masks) the localization metrics;
+    ``model_options`` (the config's ``layer=``, ``output=``) every metric that calls the model, so it
+    perturbs what the method explained."""
     if metric.name not in metrics.available():
         raise ConfigError(f"unknown metric {metric.name!r}; known: {', '.join(metrics.available())}")
     if "boxes" in metrics.available()[metric.name].needs and boxes is None and "boxes" not in metric.options:
@@ -50,7 +52,8 @@ def measure(
     ys = _per_sample(result.curve, batch)
     xs = (torch.arange(ys.shape[1], dtype=torch.float64).expand_as(ys) if result.curve_x is None
           else _per_sample(result.curve_x, batch, ys.shape[1]))
-    return values, [{"x": x, "y": y} for x, y in zip(xs.tolist(), ys.tolist(), strict=True)]
+    ticks = {} if result.curve_ticks is None else {"ticks": list(result.curve_ticks)}
+    return values, [{"x": x, "y": y, **ticks} for x, y in zip(xs.tolist(), ys.tolist(), strict=True)]
 
 
 def _per_sample(values: Tensor, batch: int, length: int | None = None) -> Tensor:

@@ -11,8 +11,9 @@ falls towards 0); guided backprop and deconvnet fail (their maps survive randomi
 
 Layering: this is the one metric that attributes. It takes a method *name* and calls the public
 ``taylorlens.attribute``, imported inside :func:`randomization_test`, so the metrics package imports no
-method module. The data randomization test (Sec. 3.2) is :func:`map_similarity` between the maps of a model
-and those of a model trained on shuffled labels.
+method module. The data randomization test (Sec. 3.2) is :func:`data_randomization_test`: the similarity
+of a model's maps to those of the same architecture trained on shuffled labels (the zoo has
+``digits_cnn_relu_shuffled_labels``); :func:`map_similarity` compares any two batches of maps.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class RandomizationTest:
     def curve_x(self) -> Tensor:
         return torch.arange(1, len(self.layers) + 1, dtype=torch.float64)
 
+    @property
+    def curve_ticks(self) -> list[str]:
+        """The randomised layers, one per point of the curve (the report's x-axis labels)."""
+        return list(self.layers)
+
 
 @register("randomization_test", higher_is_better=False, needs=("model", "inputs", "target", "method"),
           value="mean similarity to the original maps over randomised layers", seeded=True,
@@ -85,10 +91,11 @@ def randomization_test(
     to the input. A layer is re-initialised by its ``reset_parameters()``
     (PyTorch's default initialisation) with the global generator seeded to ``seed + 1`` before each layer,
     as Quantus's ``MPRT`` does (the caller's random state is restored afterwards). The model is copied,
-    never modified. ``similarity``: names from :data:`SIMILARITIES`.
+    never modified. ``similarity``: names from :data:`SIMILARITIES`. A randomised model that no longer
+    depends on its input (e.g. a random convolution under a trained batch norm that saturates every ReLU6)
+    gives constant maps, whose rank correlation is undefined: NaN, as in Quantus; randomise the batch norm
+    too (the default layer list holds every one).
     """
-    from taylorlens import attribute, methods  # the public door: metrics import no method module
-
     check_choice("mode", mode, MODES)
     for name in similarity:
         check_choice("similarity", name, tuple(SIMILARITIES))
@@ -96,14 +103,7 @@ def randomization_test(
         raise AttributionInputError(f"randomization_test needs an nn.Module to re-initialise, got {type(model)}")
     names = _layers(model, layers)
     seed = int(torch.randint(2**31, ()).item()) if seed is None else seed
-    options = dict(method_options)
-    listed = methods().get(method)
-    if listed is not None and "seed" in listed.options:
-        options.setdefault("seed", seed)
-
-    def explain(network: nn.Module) -> Tensor:
-        return attribute(network, inputs, target, method=method, **options).detach()
-
+    explain = _explainer(inputs, target, method, seed, method_options)
     original = explain(model)
     randomised = copy.deepcopy(model)
     state = copy.deepcopy(randomised.state_dict())
@@ -120,6 +120,53 @@ def randomization_test(
         for name in similarity:
             scores[name].append(SIMILARITIES[name](original, maps))
     return RandomizationTest(names, {name: torch.stack(rows, 1) for name, rows in scores.items()}, original, mode)
+
+
+@dataclass(frozen=True)
+class DataRandomizationTest:
+    """``similarity[name]`` (B,): similarity of each input's map under the model to its map under the model
+    trained on shuffled labels; ``original`` and ``shuffled`` the two batches of maps."""
+
+    similarity: dict[str, Tensor]
+    original: Tensor
+    shuffled: Tensor
+
+    @property
+    def value(self) -> Tensor:
+        """The first similarity measure, ``(B,)``; lower passes the check."""
+        return next(iter(self.similarity.values()))
+
+
+@register("data_randomization_test", higher_is_better=False, needs=("model", "inputs", "target", "method"),
+          value="similarity to the maps of the model trained on shuffled labels", seeded=True)
+def data_randomization_test(
+    model: nn.Module,
+    inputs: Tensor,
+    target: Any,
+    method: str,
+    *,
+    shuffled_model: nn.Module | str,
+    similarity: tuple[str, ...] = ("spearman_abs", "spearman", "ssim"),
+    seed: int | None = None,
+    **method_options: Any,
+) -> DataRandomizationTest:
+    """Similarity of ``method``'s maps of ``model`` and of ``shuffled_model``, the same architecture trained on
+    a permutation of the training labels (Adebayo et al. 2018, Sec. 3.2). An explanation that survives the
+    permutation does not depend on the relation between inputs and labels the model learnt.
+
+    ``shuffled_model``: an ``nn.Module`` or a zoo model name (e.g. ``"digits_cnn_relu_shuffled_labels"``,
+    loaded with ``taylorlens.zoo.load``). Both maps explain the same ``target`` with the same
+    ``method_options`` (and ``seed``, when the method takes one). ``similarity``: names from
+    :data:`SIMILARITIES`.
+    """
+    if isinstance(shuffled_model, str):
+        from taylorlens import zoo  # a name from a bench config; the metrics package imports no zoo module
+
+        shuffled_model = zoo.load(shuffled_model, device=inputs.device)
+    seed = int(torch.randint(2**31, ()).item()) if seed is None else seed
+    explain = _explainer(inputs, target, method, seed, method_options)
+    original, shuffled = explain(model), explain(shuffled_model)
+    return DataRandomizationTest(map_similarity(original, shuffled, tuple(similarity)), original, shuffled)
 
 
 def map_similarity(first: Tensor, second: Tensor, similarity: tuple[str, ...] = ("spearman_abs", "ssim")) -> dict:
@@ -195,6 +242,23 @@ SIMILARITIES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "ssim": ssim,
     "hog": hog_similarity,
 }
+
+
+def _explainer(inputs: Tensor, target: Any, method: str, seed: int,
+               method_options: dict[str, Any]) -> Callable[[nn.Module], Tensor]:
+    """``network -> maps`` of ``method`` on ``inputs``, with ``seed`` passed to methods that take one, so that
+    the maps of every network see the same noise."""
+    from taylorlens import attribute, methods  # the public door: metrics import no method module
+
+    options = dict(method_options)
+    listed = methods().get(method)
+    if listed is not None and "seed" in listed.options:
+        options.setdefault("seed", seed)
+
+    def explain(network: nn.Module) -> Tensor:
+        return attribute(network, inputs, target, method=method, **options).detach()
+
+    return explain
 
 
 def _layers(model: nn.Module, layers: Any) -> list[str]:

@@ -4,8 +4,9 @@ Each metric function is registered with :func:`register` next to its definition.
 torchmetrics (``higher_is_better``) and adds what the bench and the report need: which arguments the
 metric takes (``needs``), whether it draws random numbers (``seeded``), and the axes of its curve.
 :func:`evaluate` runs a metric by name and returns the one result shape every metric shares,
-:class:`MetricResult`: ``value`` (B,), ``curve`` (B, K) or None, ``curve_x`` (K,) or (B, K) or None, and
-the metric's own result as ``extras``.
+:class:`MetricResult`: ``value`` (B,), ``curve`` (B, K) or None, ``curve_x`` (K,) or (B, K) or None, the
+names of the curve's points where they are not numbers (``curve_ticks``, e.g. the randomised layers) and the
+metric's own result as ``extras``.
 """
 
 from __future__ import annotations
@@ -53,12 +54,14 @@ class MetricInfo:
 @dataclass(frozen=True)
 class MetricResult:
     """One shape for every metric: ``value`` (B,); ``curve`` (B, K) and its x values ``curve_x`` ((K,) or
-    (B, K)) where there is one; ``extras`` the metric's own result object (or tensor)."""
+    (B, K)) where there is one; ``curve_ticks`` (K names) where the points are named rather than numbered;
+    ``extras`` the metric's own result object (or tensor)."""
 
     value: Tensor
     curve: Tensor | None = None
     curve_x: Tensor | None = None
     extras: Any = None
+    curve_ticks: list[str] | None = None
 
 
 _REGISTRY: dict[str, MetricInfo] = {}
@@ -143,7 +146,8 @@ def as_result(result: Any) -> MetricResult:
     if isinstance(result, Tensor):
         return MetricResult(_per_input(result), extras=result)
     curve = getattr(result, "curve", None)
-    return MetricResult(_per_input(result.value), curve, getattr(result, "curve_x", None), result)
+    return MetricResult(_per_input(result.value), curve, getattr(result, "curve_x", None), result,
+                        getattr(result, "curve_ticks", None))
 
 
 def _per_input(value: Tensor) -> Tensor:

@@ -25,10 +25,12 @@ def png(figure: Figure) -> bytes:
 
 
 def curves_figure(title: str, metric: str, curves: dict[str, list[dict[str, list[float]]]]) -> bytes:
-    """Mean curve per method with a band of +-1 standard error (e.g. Ancona et al. Fig. 4).
+    """Mean curve per method with a band of +-1 standard error (e.g. Ancona et al. Fig. 4; Adebayo et al.
+    Fig. 2 for the randomization test: similarity per randomised layer).
 
-    ``curves`` maps a method label to one ``{"x": [...], "y": [...]}`` per sample. Axis names and scale
-    come from the metrics registry.
+    ``curves`` maps a method label to one ``{"x": [...], "y": [...]}`` per sample, with ``"ticks"`` (names
+    of the points, drawn as x-axis labels) where the metric names them. Axis names and scale come from the
+    metrics registry.
     """
     figure, axis = plt.subplots(figsize=(6, 3.6))
     for label, rows in sorted(curves.items()):
@@ -42,6 +44,9 @@ def curves_figure(title: str, metric: str, curves: dict[str, list[dict[str, list
     info = available().get(metric)
     x_label, y_label = (info.curve_axis, info.curve_label) if info is not None and info.has_curve else ("step", metric)
     axis.set(title=title, xlabel=x_label, ylabel=y_label)
+    first = next(iter(curves.values()), [{}])[0]
+    if first.get("ticks"):
+        axis.set_xticks(first["x"], first["ticks"], rotation=45, ha="right", fontsize=7)
     if info is not None and info.log_x:
         axis.set_xscale("log")
     axis.legend(fontsize=7, loc="best")

@@ -125,6 +125,8 @@ def _train(info: ModelInfo) -> tuple[TrainingResult, dict]:
 
 def _train_and_cache(info: ModelInfo, weights_path: Path, record_path: Path) -> nn.Module:
     result, extra = _train(info)
+    if result.train_accuracy is not None:
+        extra = {**extra, "train_accuracy": result.train_accuracy}
     record = {
         "name": info.name,
         "dataset": info.dataset,

@@ -24,7 +24,8 @@ class TrainingRecipe:
 
     ``threads`` caps torch's intra-op threads while training (None: leave torch's setting). One thread is
     about as fast for the 8x8 models, does not collapse when the CPU is shared, and makes the weights
-    independent of the machine's core count.
+    independent of the machine's core count. ``shuffled_labels``: fit a seeded permutation of the training
+    labels instead (:func:`shuffled_labels`), the model of Adebayo et al.'s data randomization test.
     """
 
     epochs: int
@@ -32,6 +33,7 @@ class TrainingRecipe:
     batch_size: int = 64
     max_train_samples: int | None = None
     threads: int | None = 1
+    shuffled_labels: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class TrainingResult:
     test_accuracy: float
     train_samples: int
     seconds: float
+    train_accuracy: float | None = None
 
 
 def train_classifier(
@@ -49,11 +52,16 @@ def train_classifier(
     recipe: TrainingRecipe,
     seed: int = 0,
 ) -> TrainingResult:
-    """Build a model from ``seed``, fit it with cross-entropy following ``recipe``; return it in eval mode."""
+    """Build a model from ``seed``, fit it with cross-entropy following ``recipe``; return it in eval mode.
+
+    With ``recipe.shuffled_labels`` the model fits :func:`shuffled_labels` and ``train_accuracy`` is measured
+    on those (how much it memorised); its test accuracy is near chance."""
     start = time.perf_counter()
     x, y = train_data
     if recipe.max_train_samples is not None:
         x, y = x[: recipe.max_train_samples], y[: recipe.max_train_samples]
+    if recipe.shuffled_labels:
+        y = shuffled_labels(y, seed)
     previous_threads = torch.get_num_threads()
     with torch.random.fork_rng():
         torch.set_num_threads(recipe.threads or previous_threads)
@@ -73,7 +81,14 @@ def train_classifier(
             torch.set_num_threads(previous_threads)
     model.eval()
     accuracy = test_accuracy(model, *test_data)
-    return TrainingResult(model, accuracy, len(x), time.perf_counter() - start)
+    fitted = test_accuracy(model, x, y) if recipe.shuffled_labels else None
+    return TrainingResult(model, accuracy, len(x), time.perf_counter() - start, fitted)
+
+
+def shuffled_labels(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The labels in a random order drawn from ``seed`` (Adebayo et al. 2018, Sec. 3.2: the same inputs and
+    label counts, no relation between input and label left to learn)."""
+    return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
 
 
 @torch.no_grad()

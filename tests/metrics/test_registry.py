@@ -22,6 +22,8 @@ SMALL = {
     "road": {"fractions": (0.25, 0.5)},
     "randomization_test": {},
     "scaling_path": {"alphas": [0.0, 0.5, 1.0]},
+    "data_randomization_test": {"shuffled_model": nn.Sequential(nn.Flatten(), nn.Linear(64, 1), nn.Flatten(0))
+                                .double()},
 }
 
 

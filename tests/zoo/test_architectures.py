@@ -91,7 +91,9 @@ def test_models_registry_describes_paper_and_data():
     }
     expected |= {"cifar10_cnn", "imdb_mlp", "imdb_lstm", "imdb_language_model"}
     expected |= {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"}
+    expected |= {"digits_cnn_relu_shuffled_labels"}
     assert set(models) == expected
+    assert "Adebayo" in models["digits_cnn_relu_shuffled_labels"].paper
     models.clear()
     assert "digits_poly" in zoo.models()
 

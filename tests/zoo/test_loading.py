@@ -8,8 +8,8 @@ from taylorlens import zoo
 from taylorlens.zoo.datasets import MissingDataError
 from taylorlens.zoo.loading import CorruptCacheWarning
 from taylorlens.zoo.registry import model_info
+from taylorlens.zoo.training import shuffled_labels, train_classifier
 from taylorlens.zoo.training import test_accuracy as measured_accuracy
-from taylorlens.zoo.training import train_classifier
 
 # Test accuracy on the 450 held-out digits with seed 0, as listed in docs/zoo.md.
 DOCUMENTED_DIGITS_ACCURACY = {
@@ -65,6 +65,23 @@ def test_same_seed_gives_identical_weights_other_seed_does_not():
     states = [run.state_dict() for run in runs]
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert not torch.equal(states[0]["logits.weight"], states[2]["logits.weight"])
+
+
+def test_shuffled_labels_are_a_seeded_permutation_with_the_same_label_counts():
+    _, y = zoo.dataset("digits", "train")
+    shuffled = shuffled_labels(y, seed=0)
+    assert torch.equal(shuffled, shuffled_labels(y, seed=0)) and not torch.equal(shuffled, shuffled_labels(y, seed=1))
+    assert torch.equal(shuffled.bincount(), y.bincount()) and float((shuffled == y).float().mean()) < 0.2
+
+
+def test_the_shuffled_label_cnn_memorises_its_labels_and_is_at_chance_on_the_test_digits():
+    model = zoo.load("digits_cnn_relu_shuffled_labels")
+    record = zoo.training_record("digits_cnn_relu_shuffled_labels")
+    x, y = zoo.dataset("digits", "train")
+    assert record["train_accuracy"] > 0.95 and record["recipe"]["shuffled_labels"]
+    fitted = measured_accuracy(model, x, shuffled_labels(y, seed=record["seed"]))
+    assert fitted == pytest.approx(record["train_accuracy"])
+    assert zoo.accuracy("digits_cnn_relu_shuffled_labels") < 0.2  # 10 classes: chance is 0.1
 
 
 def test_training_leaves_the_callers_random_state_alone():
