@@ -12,6 +12,7 @@ import base64
 import html
 import json
 import re
+import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def render(directory: str | Path) -> Path:
     return path
 
 
-def _summary_section(db, methods, paper) -> str:  # noqa: ANN001
+def _summary_section(db: sqlite3.Connection, methods: list[tuple], paper: dict[tuple[str, str], str]) -> str:
     rows = []
     for model, key, name, label in methods:
         metric_rows = db.execute("SELECT DISTINCT metric_key, metric, metric_label FROM results "
@@ -107,7 +108,7 @@ def _summary_section(db, methods, paper) -> str:  # noqa: ANN001
     return "<h2>Summary</h2>" + _table(["model", "method", "metric", "mean &plusmn; 95%", "n", "paper"], rows)
 
 
-def _curves_section(db) -> str:  # noqa: ANN001
+def _curves_section(db: sqlite3.Connection) -> str:
     groups: dict[tuple[str, str, str], dict[str, list[list[float]]]] = defaultdict(lambda: defaultdict(list))
     query = ("SELECT r.model, r.metric, r.metric_label, a.method_label, r.curve FROM results r JOIN "
              "(SELECT DISTINCT model, method_key, method_label FROM attributions) a "
@@ -128,7 +129,7 @@ def _curves_section(db) -> str:  # noqa: ANN001
     return "<h2>Curves</h2>" + ("".join(figures) or "<p>No curve metric in this run.</p>")
 
 
-def _principles_section(db, methods) -> str:  # noqa: ANN001
+def _principles_section(db: sqlite3.Connection, methods: list[tuple]) -> str:
     by_metric: dict[tuple[str, str], list[tuple[str, float, float]]] = defaultdict(list)
     for model, key, name, label in methods:
         for metric, metric_label in db.execute("SELECT DISTINCT metric, metric_label FROM results WHERE model=? "
@@ -145,7 +146,7 @@ def _principles_section(db, methods) -> str:  # noqa: ANN001
     return "<h2>Metric against the number of principles (Deng et al. 2021, Figs. 2-3)</h2>" + "".join(figures)
 
 
-def _gallery_section(db, methods) -> str:  # noqa: ANN001
+def _gallery_section(db: sqlite3.Connection, methods: list[tuple]) -> str:
     inputs = db.execute("SELECT sample, array, label FROM inputs ORDER BY data_key, sample").fetchall()
     if not inputs:
         return ""
@@ -161,7 +162,7 @@ def _gallery_section(db, methods) -> str:  # noqa: ANN001
     return "".join(parts)
 
 
-def _setup_section(db, configs, environment) -> str:  # noqa: ANN001
+def _setup_section(db: sqlite3.Connection, configs: dict[str, dict], environment: dict) -> str:
     timing = db.execute("SELECT model, method_label, avg(seconds), count(*) FROM attributions "
                         "GROUP BY model, method_key ORDER BY model, method_label").fetchall()
     rows = [[html.escape(m), html.escape(label), f"{seconds:.4g}", str(n)] for m, label, seconds, n in timing]
