@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
 from torch import nn
 
 import taylorlens
 from taylorlens import AttributionInputError
-
-
-def slow_occlusion(model, x, target, window, stride, value):
-    """Each window occluded on its own, one model call per window; each feature gets its windows' mean drop.
-
-    Windows start at 0, stride, ... until the dimension is covered; the last one is cut at the border.
-    """
-    shape = x.shape[1:]
-    total, count = torch.zeros_like(x), torch.zeros_like(x[0])
-    starts = [range(0, n - w + s, s) for n, w, s in zip(shape, window, stride, strict=True)]
-    with torch.no_grad():
-        for b in range(x.shape[0]):
-            reference = model(x[b][None])[0, target]
-            for corner in itertools.product(*starts):
-                region = tuple(slice(c, c + w) for c, w in zip(corner, window, strict=True))
-                occluded = x[b].clone()
-                occluded[region] = value
-                total[b][region] += reference - model(occluded[None])[0, target]
-                if b == 0:
-                    count[region] += 1
-    return total / count.clamp(min=1)
+from tests.slow_references import slow_occlusion
 
 
 def test_occlusion_1_is_the_output_drop_for_each_single_feature(make_mlp, make_inputs):

@@ -10,6 +10,7 @@ import taylorlens
 from taylorlens import AttributionInputError
 from taylorlens.engine import Request
 from taylorlens.methods.smoothing import gaussian_noise
+from tests.slow_references import slow_gradient
 
 
 def noise_of(model, x, target, count, sigma, seed):
@@ -17,10 +18,6 @@ def noise_of(model, x, target, count, sigma, seed):
     return gaussian_noise(Request.build(model, x, target), count, sigma, seed)
 
 
-def slow_gradient(model, point, target):
-    point = point.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(model(point[None])[0, target], point)
-    return grad
 
 
 def test_smooth_taylor_is_smoothgrad_of_minus_noise_times_gradient(make_mlp, make_inputs):
@@ -31,7 +28,7 @@ def test_smooth_taylor_is_smoothgrad_of_minus_noise_times_gradient(make_mlp, mak
     expected = torch.zeros_like(x)
     for b in range(3):
         for r in range(count):
-            expected[b] += -noise[b, r] * slow_gradient(model, x[b] + noise[b, r], 1) / count
+            expected[b] += -noise[b, r] * slow_gradient(model, (x[b] + noise[b, r])[None], [1])[0] / count
     got = taylorlens.attribute(model, x, 1, "smooth_taylor", sigma=sigma, n_roots=count, seed=seed)
     torch.testing.assert_close(got, expected)
 
@@ -55,7 +52,7 @@ def test_smoothgrad_matches_a_slow_loop_over_noise_samples(make_mlp, make_inputs
     for b in range(2):
         for n in range(count):
             point = x[b] + noise[b, n]
-            grad = slow_gradient(model, point, 0)
+            grad = slow_gradient(model, point[None], [0])[0]
             expected[b] += {"gradient": grad, "gradient_x_input": point * grad, "saliency": grad.abs()}[inner] / count
     got = taylorlens.attribute(model, x, 0, "smoothgrad", inner=inner, sigma=sigma, n_samples=count, seed=seed)
     torch.testing.assert_close(got, expected)
