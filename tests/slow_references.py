@@ -200,7 +200,7 @@ def slow_completeness_gap(model, x, a, target, baseline):
     return torch.stack(gaps)
 
 
-def slow_aopc(model, x, a, target, region, step, replacement):
+def slow_aopc(model, x, a, target, region, step, baseline):
     """Samek et al. Eq. 12 with single features: remove the most relevant feature, then the next, ...;
     ``AOPC = mean_k (f(x) - f(x^(k)))`` over k = 0..L."""
     values = []
@@ -210,7 +210,7 @@ def slow_aopc(model, x, a, target, region, step, replacement):
             start = model(current[None])[0, target[b]]
             drops.append(0.0)
             for i in a[b].flatten().argsort(descending=True).tolist():
-                current.view(-1)[i] = replacement
+                current.view(-1)[i] = baseline
                 drops.append(float(start - model(current[None])[0, target[b]]))
             values.append(sum(drops) / len(drops))
     return torch.tensor(values, dtype=x.dtype)
@@ -280,10 +280,10 @@ METHODS: dict[str, Reference] = {
     "guided_backprop": Reference(lambda model, x, t: slow_relu_backprop(model, x, t, guided=True), activation=nn.ReLU),
     "deconvnet": Reference(lambda model, x, t: slow_relu_backprop(model, x, t, guided=False), activation=nn.ReLU),
     "occlusion": Reference(
-        lambda model, x, t, window, value: torch.cat([
-            slow_occlusion(model, x[b: b + 1], t[b], (window,), (1,), value) for b in range(x.shape[0])
+        lambda model, x, t, window, baseline: torch.cat([
+            slow_occlusion(model, x[b: b + 1], t[b], (window,), (1,), baseline) for b in range(x.shape[0])
         ]),
-        {"window": 2, "value": -0.3},
+        {"window": 2, "baseline": -0.3},
     ),
     "smoothgrad": Reference(slow_smoothgrad, {"sigma": 0.2, "n_samples": 4, "seed": 0}),
     "smooth_taylor": Reference(slow_smooth_taylor, {"sigma": 0.3, "n_roots": 4, "seed": 0}),
@@ -293,7 +293,7 @@ METHODS: dict[str, Reference] = {
 #: Every registered metric -> its slow reference (or the test that compares it to one).
 METRICS: dict[str, Reference] = {
     "completeness_gap": Reference(slow_completeness_gap, {"baseline": 0.0}),
-    "perturbation_curve": Reference(slow_aopc, {"region": 1, "step": 1, "replacement": 0.0}),
+    "perturbation_curve": Reference(slow_aopc, {"region": 1, "step": 1, "baseline": 0.0}),
     "attribution_in_box": Reference(lambda a, boxes: slow_box_share(a, boxes, top_pixels=False), {"boxes": BOXES}),
     "bbox_accuracy": Reference(lambda a, boxes: slow_box_share(a, boxes, top_pixels=True), {"boxes": BOXES}),
     "sensitivity_n": elsewhere(

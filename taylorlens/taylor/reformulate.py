@@ -5,7 +5,7 @@ Every reformulation is expanded at the input ``x`` with ``Delta = x~ - x`` and r
 sign (it explains ``f(x) - f(x~)``, so it is minus the assigned Taylor terms) and shape ``(B, ...)``:
 
 * Gradient*Input (Theorem 1): ``-T^alpha_i`` at ``x~ = 0``, i.e. ``x_i f_xi``;
-* Occlusion-1 (Theorem 2): ``-(T^alpha_i + T^beta_d_i)`` at ``x~ = x|_{x_i = value}``;
+* Occlusion-1 (Theorem 2): ``-(T^alpha_i + T^beta_d_i)`` at ``x~ = x|_{x_i = baseline}``;
 * Occlusion-patch (Theorem 3): for the patch ``p`` (window) containing ``x_i``,
   ``-(sum_{j in p} T^alpha_j + 1/2 Delta_p^T H_x Delta_p)``, i.e. the first-order, independent and all
   interactive terms inside the patch (the text's second-order formula drops the 1/2 on the double sum over
@@ -62,6 +62,7 @@ def reformulate(
         warnings.warn("reformulate('deeplift', layer=k) is now nonlinearity=k (layer= names a module of the model)",
                       DeprecationWarning, stacklevel=2)
         options["nonlinearity"] = options.pop("layer")
+    options = method_class(method).current_names(options)  # old option names, as the method takes them
     reformulation, own = REFORMULATED[method]
     accepted = {**own, **MODEL_OPTIONS}
     chosen = {**accepted, **check_options(f"reformulate {method}", options, accepted)}
@@ -96,11 +97,11 @@ def percentage_change(original: Tensor, reformulated: Tensor) -> float:
     return float(percentage_changes(original, reformulated).mean())
 
 
-def _occlusion(request: Request, window: Any, stride: Any, value: Any) -> Tensor:
+def _occlusion(request: Request, window: Any, stride: Any, baseline: Any) -> Tensor:
     """Theorems 2-3: ``-(f_x . Delta_w + 1/2 Delta_w^T H_x Delta_w)`` per window, spread like Occlusion."""
     x = request.inputs
     windows = Windows.of(x, window, stride)
-    delta = request.broadcast(value, "value") - x
+    delta = request.broadcast(baseline) - x
 
     def directions(sample: Tensor, variant: Tensor) -> Tensor:
         return delta[sample] * windows.mask(variant)
@@ -186,7 +187,7 @@ def _defaults(method: str, *names: str) -> dict[str, Any]:
 #: Reformulated methods: name -> (reformulation, its options with the method's defaults).
 REFORMULATED: dict[str, tuple[Callable[..., Tensor], dict[str, Any]]] = {
     "gradient_x_input": (_gradient_x_input, {}),
-    "occlusion": (_occlusion, _defaults("occlusion", "window", "stride", "value")),
+    "occlusion": (_occlusion, _defaults("occlusion", "window", "stride", "baseline")),
     "deeplift": (_deeplift, {**_defaults("deeplift", "baseline"), "nonlinearity": None}),
     "integrated_gradients": (_integrated_gradients, _defaults("integrated_gradients", "baseline")),
     "expected_gradients": (
