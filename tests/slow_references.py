@@ -154,25 +154,16 @@ def slow_expected_gradients(model, x, target, sigma, n_samples, seed):
     return result
 
 
-def slow_smoothgrad(model, x, target, sigma, n_samples, seed):
-    """SmoothGrad of Gradient*Input (Smilkov et al.; Goh et al. Eq. 4): the mean over noisy copies."""
-    draws, _ = noise(x, n_samples, sigma, seed)
+def slow_noise_average(model, x, target, sigma, count, seed, term):
+    """``mean_r term(x, p_r, grad f(p_r))`` over the noisy points ``p_r = x + eps_r`` of :func:`noise`:
+    SmoothGrad of Gradient*Input (Smilkov et al.; Goh et al. Eq. 4) with ``term = p * grad``, SmoothTaylor
+    (Goh et al. Eq. 9) with ``term = (x - p) * grad``."""
+    draws, _ = noise(x, count, sigma, seed)
     result = torch.zeros_like(x)
     for b in range(x.shape[0]):
-        for k in range(n_samples):
-            point = x[b] + draws[b, k]
-            result[b] += point * slow_gradient(model, point[None], [target[b]])[0] / n_samples
-    return result
-
-
-def slow_smooth_taylor(model, x, target, sigma, n_roots, seed):
-    """SmoothTaylor (Goh et al. Eq. 9): ``mean_r (x - z_r) grad f(z_r)``, ``z_r = x + eps_r``."""
-    draws, _ = noise(x, n_roots, sigma, seed)
-    result = torch.zeros_like(x)
-    for b in range(x.shape[0]):
-        for r in range(n_roots):
-            root = x[b] + draws[b, r]
-            result[b] += (x[b] - root) * slow_gradient(model, root[None], [target[b]])[0] / n_roots
+        for r in range(count):
+            point = x[b] + draws[b, r]
+            result[b] += term(x[b], point, slow_gradient(model, point[None], [target[b]])[0]) / count
     return result
 
 
@@ -285,8 +276,16 @@ METHODS: dict[str, Reference] = {
         ]),
         {"window": 2, "baseline": -0.3},
     ),
-    "smoothgrad": Reference(slow_smoothgrad, {"sigma": 0.2, "n_samples": 4, "seed": 0}),
-    "smooth_taylor": Reference(slow_smooth_taylor, {"sigma": 0.3, "n_roots": 4, "seed": 0}),
+    "smoothgrad": Reference(
+        lambda model, x, t, sigma, n_samples, seed: slow_noise_average(
+            model, x, t, sigma, n_samples, seed, lambda x, point, grad: point * grad),
+        {"sigma": 0.2, "n_samples": 4, "seed": 0},
+    ),
+    "smooth_taylor": Reference(
+        lambda model, x, t, sigma, n_roots, seed: slow_noise_average(
+            model, x, t, sigma, n_roots, seed, lambda x, root, grad: (x - root) * grad),
+        {"sigma": 0.3, "n_roots": 4, "seed": 0},
+    ),
     "taylor": Reference(slow_taylor, {"order": 2, "baseline": 0.1}),
 }
 
