@@ -28,6 +28,7 @@ from taylorlens.methods import (
     methods,
 )
 from taylorlens.methods.generation import explain_generation
+from taylorlens.methods.words import word_attributions
 
 __version__ = "0.1.0"
 
@@ -35,5 +36,5 @@ __all__ = [
     "AttributionInputError", "Deconvnet", "DeepLift", "EpsilonLRP", "ExpectedGradients", "Gradient",
     "GradientXInput", "GuidedBackprop", "IntegratedGradients", "InteriorGradients", "Method", "Occlusion",
     "Saliency", "SmoothGrad", "SmoothTaylor", "UnsupportedModelError", "attribute", "explain_generation",
-    "methods", "sum_over",
+    "methods", "sum_over", "word_attributions",
 ]

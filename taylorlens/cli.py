@@ -1,5 +1,6 @@
-"""The `taylorlens` command line: `explain` (maps of a model on a few inputs), `bench` (a benchmark config into a
-resumable results store) and `report` (the store as one HTML page)."""
+"""The `taylorlens` command line: `explain` (maps of a model on a few inputs; word scores of a text model on
+IMDB reviews or on ``--text``), `bench` (a benchmark config into a resumable results store) and `report` (the
+store as one HTML page)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,21 @@ from taylorlens.engine import AttributionInputError
 
 
 def _explain(args: argparse.Namespace) -> None:
-    from taylorlens.explain import explain
+    from taylorlens.explain import DEFAULT_INPUTS, ExplainError, explain
+    from taylorlens.explain_text import TEXT_DATASET, explain_text, is_text_model
 
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
-    explain(args.model, args.inputs, methods, args.out, count=args.count, device=args.device,
-            normalisation=args.normalisation)
+    if args.text is not None and args.inputs is not None:
+        raise ExplainError(f"give --text or --inputs, not both (got --inputs {args.inputs})")
+    if args.text is not None or args.inputs == TEXT_DATASET or (args.inputs is None and is_text_model(args.model)):
+        explain_text(args.model, args.text, methods, args.out or "results/explain_text", count=args.count,
+                     device=args.device)
+        return
+    if is_text_model(args.model):
+        raise ExplainError(f"model {args.model!r} takes IMDB token ids; explain it with --inputs {TEXT_DATASET} "
+                           f"or --text \"a sentence\", not --inputs {args.inputs}")
+    explain(args.model, args.inputs or DEFAULT_INPUTS, methods, args.out or "results/explain", count=args.count,
+            device=args.device, normalisation=args.normalisation)
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -41,12 +52,17 @@ def parser() -> argparse.ArgumentParser:
     explain.add_argument("--model", default=None,
                          help=f"zoo name, TorchScript file or module:function (default: {DEFAULT_MODEL}; "
                          "efficientnet_lite0 for photos/imagenet)")
-    explain.add_argument("--inputs", default=DEFAULT_INPUTS,
-                         help="digits, mnist, fashion_mnist, photos, imagenet (20 labelled ImageNet images), "
-                         "a .npz (x[, y]) or an image folder")
+    explain.add_argument("--inputs", default=None,
+                         help=f"digits, mnist, fashion_mnist, photos, imagenet (20 labelled ImageNet images), "
+                         f"a .npz (x[, y]), an image folder, or imdb (test reviews; text models) "
+                         f"(default: {DEFAULT_INPUTS}, imdb for text models)")
+    explain.add_argument("--text", action="append", default=None, metavar="SENTENCE",
+                         help="explain this sentence per word with an IMDB text model (default imdb_lstm); "
+                         "repeat for several; words outside the vocabulary are shown as unknown")
     explain.add_argument("--methods", default=None, help="comma-separated method names (default: all maps)")
-    explain.add_argument("--out", default="results/explain", help="output directory")
-    explain.add_argument("--count", type=int, default=6, help="number of input samples")
+    explain.add_argument("--out", default=None,
+                         help="output directory (default: results/explain, results/explain_text for text)")
+    explain.add_argument("--count", type=int, default=6, help="number of input samples (reviews for imdb)")
     explain.add_argument("--device", default="cpu", help="cpu or cuda")
     explain.add_argument("--normalisation", choices=("signed", "absolute"), default="signed")
     explain.set_defaults(run=_explain)

@@ -25,11 +25,11 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": {"engine"},
     "taylor": {"engine", "methods"},
     "axioms": {"engine", "methods"},
-    "words": {"engine", "methods"},
     "bench": {"engine", "methods", "metrics", "taylor", "zoo", PUBLIC},
     "report": {"engine", "methods", "metrics", "taylor", "bench", PUBLIC},
     "explain": {"engine", "methods", "metrics", "taylor", "zoo", "report", PUBLIC},
-    "cli": {"engine", "methods", "metrics", "taylor", "zoo", "bench", "report", "explain", PUBLIC},
+    "explain_text": {"engine", "methods", "metrics", "taylor", "zoo", "report", "explain", PUBLIC},
+    "cli": {"engine", "methods", "metrics", "taylor", "zoo", "bench", "report", "explain", "explain_text", PUBLIC},
     "__main__": {"cli"},
     "__init__": {"engine", "methods", "metrics", "taylor", "axioms"},
 }

@@ -3,8 +3,9 @@
 For a causal language model (a Hugging Face GPT-2, an LSTM language model) fed ``prompt + generated``
 token ids ``(B, P + T)``, the logit of generated token ``t`` is read at position ``P + t - 1``. All T logits
 are explained at once with the engine's several-targets path: the model's output is read as the
-``(B, T * V)`` block of the logits at positions ``P - 1 .. P + T - 2`` and target ``t`` is column
-``t * V + generated[t]``, so every evaluation point costs one forward pass over the whole sequence and the
+``(B, V * T)`` block of the logits at positions ``P - 1 .. P + T - 2``, vocabulary-major, so target ``t`` is
+column ``generated[t] * T + t`` whatever V is (no pass is spent on reading V), and every evaluation point
+costs one forward pass over the whole sequence and the
 T backward passes are batched (:mod:`taylorlens.engine.passes`), never T separate calls as a per-token loop
 (Captum's ``LLMGradientAttribution``) makes. The explained variable is the input embedding (IG paper,
 Sec. 3.2: scaling the embedding vectors), and a token's score is the sum over its embedding components
@@ -66,10 +67,22 @@ def explain_generation(
                 f"explain_generation reads logits (B, L, V) with L >= {start + count - 1}, got "
                 f"{tuple(logits.shape)}; choose them with output="
             )
-        return logits[:, start - 1: start + count - 1].flatten(1)
+        if logits.shape[-1] <= largest:
+            raise AttributionInputError(
+                f"generated_ids must be token ids in [0, {logits.shape[-1]}), the model's vocabulary; got {largest}"
+            )
+        return logits[:, start - 1: start + count - 1].transpose(1, 2).flatten(1)
 
-    vocabulary = _vocabulary(model, prompt, generated, layer, generated_logits, forward_kwargs)
-    columns = torch.arange(count, device=generated.device) * vocabulary + generated
+    for name, tokens in (("prompt_ids", prompt), ("generated_ids", generated)):
+        if bool((tokens < 0).any()):
+            raise AttributionInputError(f"{name} must be token ids >= 0, got {int(tokens.min())}")
+        size = layer.num_embeddings if isinstance(layer, nn.Embedding) else None
+        if size is not None and int(tokens.max()) >= size:
+            raise AttributionInputError(
+                f"{name} must be token ids in [0, {size}), the embedding's vocabulary; got {int(tokens.max())}"
+            )
+    largest = int(generated.max())
+    columns = generated * count + torch.arange(count, device=generated.device)
     maps = attribute(model, torch.cat([prompt, generated], dim=1), columns, method, layer=layer,
                      output=generated_logits, forward_kwargs=forward_kwargs, **options)
     return sum_over(maps, -1)
@@ -81,16 +94,3 @@ def _token_ids(name: str, ids: Any) -> Tensor:
         raise AttributionInputError(f"{name} must be an integer tensor of token ids (B, length >= 1), got {got}")
     return ids
 
-
-def _vocabulary(model: Callable, prompt: Tensor, generated: Tensor, layer: Any, read: Callable,
-                forward_kwargs: dict[str, Any] | None) -> int:
-    """The logits' vocabulary size V, read from one forward pass of the first sequence."""
-    ids = torch.cat([prompt[:1], generated[:1]], dim=1)
-    kwargs = {key: value[:1] if isinstance(value, Tensor) and value.dim() > 0 else value
-              for key, value in (forward_kwargs or {}).items()}
-    with torch.no_grad():
-        block = read(model(ids, **kwargs))
-    vocabulary = block.shape[1] // generated.shape[1]
-    if bool((generated >= vocabulary).any()) or bool((generated < 0).any()):
-        raise AttributionInputError(f"generated_ids must be token ids in [0, {vocabulary}), the model's vocabulary")
-    return vocabulary

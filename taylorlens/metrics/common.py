@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from taylorlens.engine import Request
+from taylorlens.engine import MODEL_OPTIONS, Request
 from taylorlens.engine.checks import AttributionInputError, check_finite
 from taylorlens.engine.model_call import check_output, read_output
+from taylorlens.metrics.registry import metric_info
 
 
 def metric_request(
@@ -31,6 +33,14 @@ def metric_request(
     variable (e.g. the embedding output of token ids). ``readout`` maps the model's output tensor (read as
     ``output=`` says) to the values the metric explains. Metrics explain one class per sample.
     """
+    unknown = sorted(set(model_options) - set(MODEL_OPTIONS))
+    if unknown:
+        own = [name for name, parameter in inspect.signature(metric_info(caller).function).parameters.items()
+               if parameter.kind is inspect.Parameter.KEYWORD_ONLY]
+        raise AttributionInputError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for metric {caller!r}; accepted: "
+            f"{', '.join(own)} and the model options {', '.join(MODEL_OPTIONS)}"
+        )
     if readout is not None:
         user_output = check_output(model_options.get("output"))
         model_options = {**model_options, "output": lambda out: readout(read_output(out, user_output))}

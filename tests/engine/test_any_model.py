@@ -469,3 +469,66 @@ def test_token_ids_without_layer_and_bad_several_inputs_are_rejected():
                              "integrated_gradients", baseline=(0.0,))
     with pytest.raises(AttributionInputError, match=r"expected 3 ints, got shape \(3, 2, 1\)"):
         taylorlens.attribute(model, token_ids(), torch.zeros(3, 2, 1, dtype=torch.long), "gradient", layer="embed")
+
+
+METRIC_CALLS = {
+    "sensitivity_n": lambda m, x, a, t, **o: taylorlens.metrics.sensitivity_n(m, x, a, t, n_subsets=8, seed=0, **o),
+    "perturbation_curve": lambda m, x, a, t, **o: taylorlens.metrics.perturbation_curve(m, x, a, t, **o),
+    "aupc": lambda m, x, a, t, **o: taylorlens.metrics.aupc(m, x, a, t, k=2, L=3, P=2, seed=0, **o),
+    "infidelity": lambda m, x, a, t, **o: taylorlens.metrics.infidelity(
+        m, x, a, t, perturbation="gaussian", n_perturbations=6, seed=0, **o),
+    "completeness_gap": lambda m, x, a, t, **o: taylorlens.metrics.completeness_gap(m, x, a, t, **o),
+}
+
+
+@pytest.mark.parametrize("metric", list(METRIC_CALLS))
+def test_metrics_at_a_layer_equal_the_metric_on_the_hand_split_model(metric):
+    # A metric called with the options the attributions were computed with perturbs the same variable.
+    model = seeded(EmbeddingMLP())
+    ids, target = token_ids(), torch.tensor([0, 1, 1])
+    maps = taylorlens.attribute(model, ids, target, "gradient_x_input", layer="embed")
+    ours = METRIC_CALLS[metric](model, ids, maps, target, layer="embed")
+    split = METRIC_CALLS[metric](Split(model), model.embed(ids).detach(), maps, target)
+    assert torch.isfinite(ours.value).all()
+    torch.testing.assert_close(ours.value, split.value)
+
+
+def test_metrics_take_forward_kwargs_and_output_like_the_methods():
+    model = small_bert()
+    ids, target = token_ids(), torch.tensor([0, 1, 1])
+    mask = torch.ones_like(ids)
+    mask[1, -3:] = 0
+    options = {"layer": "bert.embeddings.word_embeddings", "forward_kwargs": {"attention_mask": mask},
+               "output": "logits"}
+    maps = taylorlens.attribute(model, ids, target, "integrated_gradients", steps=64, rule="gauss_legendre",
+                                **options)
+    gap = taylorlens.metrics.completeness_gap(model, ids, maps, target, **options)
+    with torch.no_grad():
+        embedded = model.bert.embeddings.word_embeddings(ids)
+        rows = torch.arange(BATCH)
+        delta = (model(inputs_embeds=embedded, attention_mask=mask).logits[rows, target]
+                 - model(inputs_embeds=torch.zeros_like(embedded), attention_mask=mask).logits[rows, target])
+    expected = (maps.sum((1, 2)) - delta).abs()
+    torch.testing.assert_close(gap.value, expected)
+    assert float(gap.value.max()) < 1e-6 * float(delta.abs().max()) + 1e-9  # and IG is complete there
+
+
+def test_metrics_refuse_several_targets_per_sample_with_a_clear_error():
+    model = seeded(EmbeddingMLP())
+    ids = token_ids()
+    maps = taylorlens.attribute(model, ids, torch.tensor([0, 1, 1]), "gradient", layer="embed")
+    with pytest.raises(AttributionInputError, match="one class per sample"):
+        taylorlens.metrics.completeness_gap(model, ids, maps, torch.tensor([[0, 1]] * BATCH), layer="embed")
+    expected = "'lyer' for metric 'completeness_gap'; accepted: baseline, batch_size and the model options"
+    with pytest.raises(AttributionInputError, match=expected):
+        taylorlens.metrics.completeness_gap(model, ids, maps, 0, lyer="embed")
+
+
+def test_taylor_terms_at_a_layer_equal_the_terms_of_the_hand_split_model():
+    model = seeded(EmbeddingMLP())
+    ids, target = token_ids(), torch.tensor([0, 1, 1])
+    ours = taylorlens.taylor.terms(model, ids, target, order=2, diagonal="exact", layer="embed")
+    split = taylorlens.taylor.terms(Split(model), model.embed(ids).detach(), target, order=2, diagonal="exact")
+    for field in ("first_order", "second_independent", "second_interactive", "attribution"):
+        torch.testing.assert_close(getattr(ours, field), getattr(split, field))
+    torch.testing.assert_close(ours.output_change, split.output_change)
