@@ -24,7 +24,7 @@ compute attributions): ``taylorlens.axioms.check(method, model, inputs, ...)``.
 
 ``scale`` is the largest of ``|f(x) - f(baseline)|`` and ``|a|`` over the batch. A check passes when its
 measure is ``<= tolerance`` (sensitivity: ``> tolerance``). The baseline is passed to methods that take one
-(``baseline``, or occlusion's ``value``); methods that take a ``seed`` get ``seed`` so that repeated runs
+(``baseline``); methods that take a ``seed`` get ``seed`` so that repeated runs
 see the same noise.
 """
 
@@ -145,7 +145,7 @@ def _explainer(method: str | Callable, baseline: Any, seed: int, options: dict[s
     fixed = dict(options)
     if "seed" in accepted:
         fixed.setdefault("seed", seed)
-    key = "baseline" if "baseline" in accepted else ("value" if "value" in accepted else None)
+    key = "baseline" if "baseline" in accepted else None
 
     def explain(model: Callable, x: Tensor, targets: Any, base: Any = None) -> Tensor:
         chosen = dict(fixed)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from taylorlens import __version__
 from taylorlens.bench.config import BenchConfig
-from taylorlens.bench.data import load_data
+from taylorlens.bench.data import BenchData, load_data
 from taylorlens.bench.engines import Engine, make_engine
 from taylorlens.bench.shards import Shard, ShardResult, metric_key
 from taylorlens.bench.store import Store
@@ -116,7 +116,7 @@ def _write(store: Store, result: ShardResult) -> None:
                       result.rows, result.maps)
 
 
-def _store_gallery_inputs(store: Store, config: BenchConfig, data) -> None:  # noqa: ANN001
+def _store_gallery_inputs(store: Store, config: BenchConfig, data: BenchData) -> None:
     shown = range(min(config.gallery, data.inputs.shape[0]))
     data_key = f"{config.dataset}/{config.split}"
     store.write_inputs(data_key, {i: data.inputs[i].cpu().numpy() for i in shown}, {i: data.names[i] for i in shown})

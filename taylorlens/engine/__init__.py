@@ -8,6 +8,7 @@ from taylorlens.engine.modified_gradients import (
     GuidedReLURule,
     RescaleRule,
     Rule,
+    RuleSelector,
     UnsupportedModelError,
     modified_gradients,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "RescaleRule",
     "Request",
     "Rule",
+    "RuleSelector",
     "UnsupportedModelError",
     "broadcast_baseline",
     "inputs_points",

@@ -12,28 +12,28 @@ multiplicative units keep their ordinary gradients. With
   (Springenberg et al. 2015) and deconvnet (Zeiler & Fergus 2014) (:class:`GuidedReLURule`,
   :class:`DeconvReLURule`).
 
-One object (a rule) decides which gradient each nonlinearity gets; one context
-(:func:`modified_gradients`) applies it, through a ``TorchFunctionMode``, so it sees modules
-(``nn.ReLU``, ``nn.Tanh``, ``nn.Sigmoid``, ``nn.Softplus``, ``nn.ELU``, ``nn.ReLU6``, ``nn.GELU``, ...) and
-functional calls (``F.relu``, ``torch.sigmoid``, ``x.tanh()``) alike, a module used twice, and leaves
-nothing behind when the ``with`` block ends. Covered elementwise nonlinearities are listed in
-:data:`ELEMENTWISE`. Operations whose gradient cannot be modified this way (softmax, normalisation layers,
-fused recurrent cells, in-place activations such as ``x.relu_()``) raise
+One object (a rule, or a :class:`RuleSelector` naming a rule per nonlinearity) decides which gradient each
+nonlinearity gets; one context (:func:`modified_gradients`) applies it, through a ``TorchFunctionMode``,
+so it sees modules (``nn.ReLU``, ``nn.Tanh``, ``nn.Sigmoid``, ``nn.Softplus``, ``nn.ELU``, ``nn.ReLU6``,
+``nn.GELU``, ...) and functional calls (``F.relu``, ``torch.sigmoid``, ``x.tanh()``) alike, a module used
+twice, and leaves nothing behind when the ``with`` block ends. Covered elementwise nonlinearities are
+listed in :data:`ELEMENTWISE`. Operations whose gradient cannot be modified this way (softmax,
+normalisation layers, fused recurrent cells, in-place activations such as ``x.relu_()``) raise
 :class:`UnsupportedModelError` instead of silently giving the plain gradient.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from taylorlens.engine.checks import check_choice
+from taylorlens.engine.checks import AttributionInputError, check_choice
 from taylorlens.engine.decompositions import DECOMPOSITIONS
 from taylorlens.engine.recurrent import RECURRENT
 
@@ -305,17 +305,65 @@ class DeconvReLURule(Rule):
         return _PositiveBackward.apply(z, out.detach(), None)
 
 
+class RuleSelector:
+    """Which rule each elementwise nonlinearity of a forward pass gets (in the spirit of Zennit's composites).
+
+    ``at`` maps a nonlinearity to its rule, by position (an ``int``: the k-th elementwise nonlinearity the
+    forward pass meets, counted from 0 in call order, so a module called twice has two positions) or by
+    module (a module of the model: every nonlinearity computed inside it; the innermost named module wins,
+    and a module entry wins over a position). Every other nonlinearity gets ``default``, which also decides
+    everything that is not an elementwise nonlinearity (``products``, softmax, normalisations) and whether
+    points come with references (every rule of a selector must agree on ``needs_reference``). A position
+    the forward pass never reaches raises :class:`~taylorlens.engine.AttributionInputError` after the pass.
+    """
+
+    def __init__(self, default: Rule, at: Mapping[int | nn.Module, Rule] | None = None) -> None:
+        at = dict(at or {})
+        for key, rule in at.items():
+            if isinstance(key, bool) or not isinstance(key, int | nn.Module) or (isinstance(key, int) and key < 0):
+                raise AttributionInputError(
+                    f"a rule selector maps positions (ints >= 0) or modules to rules, got the key {key!r}"
+                )
+            if not isinstance(rule, Rule) or rule.needs_reference != default.needs_reference:
+                raise AttributionInputError(
+                    f"the rule for {key!r} must be a Rule that, like the default {default.name} rule, "
+                    f"{'needs' if default.needs_reference else 'does not need'} reference points; got {rule!r}"
+                )
+        self.default = default
+        self.positions = {key: rule for key, rule in at.items() if isinstance(key, int)}
+        self.modules = {key: rule for key, rule in at.items() if isinstance(key, nn.Module)}
+        self.name = "+".join([default.name, *sorted({rule.name for rule in at.values()} - {default.name})])
+        self.needs_reference = default.needs_reference
+
+    def rule_for(self, position: int, inside: list[nn.Module]) -> Rule:
+        """The rule of the nonlinearity at ``position``, called inside the named modules ``inside``."""
+        for module in reversed(inside):
+            if module in self.modules:
+                return self.modules[module]
+        return self.positions.get(position, self.default)
+
+    def check_reached(self, met: int) -> None:
+        """Raise when a named position lies beyond the ``met`` nonlinearities of the forward pass."""
+        beyond = sorted(position for position in self.positions if position >= met)
+        if beyond:
+            raise AttributionInputError(
+                f"the rules name nonlinearity {beyond[0]} (counted from 0), but the forward pass meets only {met} "
+                "elementwise nonlinearities"
+            )
+
+
 class RuleOps:
     """The operations decompositions are written in, each applying the rule of the context.
 
-    ``elementwise(f, z)``: ``f(z)`` with the rule's modified gradient; ``product(func, a, b)``: a bilinear
-    ``func`` (``torch.mul``, ``torch.matmul``) with the rule's product split; ``statistic(t)``: ``t``, or
-    a constant for rules with ``constant_statistics``; ``shared_max``: a softmax shift shared by a point and
-    its reference; ``refuse(message)`` raises :class:`UnsupportedModelError`.
+    ``elementwise(f, z)``: ``f(z)`` with the modified gradient of the rule chosen for it; ``product(func,
+    a, b)``: a bilinear ``func`` (``torch.mul``, ``torch.matmul``) with the rule's product split;
+    ``statistic(t)``: ``t``, or a constant for rules with ``constant_statistics``; ``shared_max``: a
+    softmax shift shared by a point and its reference; ``refuse(message)`` raises
+    :class:`UnsupportedModelError`.
     """
 
-    def __init__(self, rule: Rule, n_points: int) -> None:
-        self.rule, self.n_points = rule, n_points
+    def __init__(self, rule: Rule, n_points: int, replace: Callable[[Callable, Tensor, Tensor], Tensor]) -> None:
+        self.rule, self.n_points, self.replace = rule, n_points, replace
         self.decomposes_softmax = rule.decomposes_softmax
 
     def elementwise(self, f: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
@@ -323,7 +371,7 @@ class RuleOps:
             return f(z)
         with torch.no_grad():
             out = f(z)
-        return self.rule.replace(f, z, out, self.n_points)
+        return self.replace(f, z, out)
 
     def product(self, func: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor) -> Tensor:
         if not (_input_dependent(a) and _input_dependent(b)):
@@ -359,12 +407,21 @@ def _any_input_dependent(args: tuple, kwargs: dict) -> bool:
 
 
 class _SwapNonlinearityGradients(TorchFunctionMode):
-    def __init__(self, rule: Rule, n_points: int) -> None:
-        super().__init__()
-        self.rule, self.n_points = rule, n_points
-        self.ops = RuleOps(rule, n_points)
+    """The context's state for one forward pass: ``met`` nonlinearities so far, the named modules ``inside``."""
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+    def __init__(self, selector: RuleSelector, n_points: int) -> None:
+        super().__init__()
+        self.selector, self.rule, self.n_points = selector, selector.default, n_points
+        self.met, self.inside = 0, []
+        self.ops = RuleOps(self.rule, n_points, self.replace)
+
+    def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor) -> Tensor:
+        """``out = f(z)`` with the gradient of the rule the selector chooses for this nonlinearity."""
+        rule = self.selector.rule_for(self.met, self.inside)
+        self.met += 1
+        return rule.replace(f, z, out, self.n_points)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         if self.rule.products == "symmetric":
@@ -397,8 +454,7 @@ class _SwapNonlinearityGradients(TorchFunctionMode):
             return f(z)
         with torch.no_grad():  # the value only: the rule decides the gradient
             out = f(z)
-        return self.rule.replace(f, z, out, self.n_points)
-
+        return self.replace(f, z, out)
 
     def _split_products(self, func: Callable, name: str, args: tuple, kwargs: dict) -> Any:
         """Products, quotients and decomposed operations under ``products="symmetric"``; else NotImplemented."""
@@ -445,14 +501,32 @@ def _unsupported_message(rule: Rule, name: str) -> str:
 
 
 @contextmanager
-def modified_gradients(rule: Rule | None, n_points: int) -> Iterator[None]:
-    """Apply ``rule`` to every elementwise nonlinearity of the forward passes inside the block.
+def modified_gradients(rule: Rule | RuleSelector | None, n_points: int) -> Iterator[_SwapNonlinearityGradients | None]:
+    """Apply ``rule`` (or the rules of a :class:`RuleSelector`) to every elementwise nonlinearity of the one
+    forward pass inside the block; hooks on the selector's modules are removed when the block ends.
 
     ``n_points`` is the number of points at the start of the batch; when ``rule.needs_reference`` the batch
-    continues with one reference per point. ``rule=None`` leaves every gradient ordinary.
+    continues with one reference per point. ``rule=None`` leaves every gradient ordinary. The block gets the
+    pass's state (its ``met`` counts the nonlinearities given a rule), or None for ``rule=None``.
     """
     if rule is None:
-        yield
+        yield None
         return
-    with _SwapNonlinearityGradients(rule, n_points):
-        yield
+    selector = rule if isinstance(rule, RuleSelector) else RuleSelector(rule)
+    mode = _SwapNonlinearityGradients(selector, n_points)
+
+    def enter(module: nn.Module, args: tuple) -> None:
+        mode.inside.append(module)
+
+    def leave(module: nn.Module, args: tuple, output: Any) -> None:
+        mode.inside.pop()
+
+    hooks = [hook for module in selector.modules
+             for hook in (module.register_forward_pre_hook(enter), module.register_forward_hook(leave))]
+    try:
+        with mode:
+            yield mode
+    finally:
+        for hook in hooks:
+            hook.remove()
+    selector.check_reached(mode.met)

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from taylorlens.engine.chunking import chunk_size
-from taylorlens.engine.modified_gradients import Rule, modified_gradients
+from taylorlens.engine.modified_gradients import Rule, RuleSelector, modified_gradients
 from taylorlens.engine.pass_clock import CLOCK
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def forward(request: Request, points: Points) -> Tensor:
     return values.view(points.samples, points.variants)
 
 
-def gradient_chunks(request: Request, points: Points, rule: Rule | None = None) -> Iterator[Chunk]:
+def gradient_chunks(request: Request, points: Points, rule: Rule | RuleSelector | None = None) -> Iterator[Chunk]:
     """Stream chunks with outputs and (modified) gradients of the explained output at every point."""
     paired = rule is not None and rule.needs_reference
     if paired and points.reference is None:
@@ -188,7 +188,9 @@ def gradient_chunks(request: Request, points: Points, rule: Rule | None = None) 
     yield from run_chunks(request, points, kind, evaluate, group)
 
 
-def gradients(request: Request, points: Points, rule: Rule | None = None) -> tuple[Tensor, Tensor]:
+def gradients(
+    request: Request, points: Points, rule: Rule | RuleSelector | None = None
+) -> tuple[Tensor, Tensor]:
     """All gradients ``(B, variants, ...)`` and outputs ``(B, variants)``, materialised."""
     grads = torch.empty(points.total, *points.inputs.shape[1:], dtype=points.inputs.dtype,
                         device=points.inputs.device)
@@ -200,7 +202,7 @@ def gradients(request: Request, points: Points, rule: Rule | None = None) -> tup
 
 
 def gradient_sum(
-    request: Request, points: Points, weight: Callable[[Chunk], Tensor], rule: Rule | None = None
+    request: Request, points: Points, weight: Callable[[Chunk], Tensor], rule: Rule | RuleSelector | None = None
 ) -> Tensor:
     """``sum_v weight(point_v) * grad f(point_v)`` per sample, ``(B, ...)``, folded chunk by chunk.
 
@@ -213,20 +215,38 @@ def gradient_sum(
     return total
 
 
+def nonlinearities(request: Request, points: Points, rule: Rule | RuleSelector) -> int:
+    """How many elementwise nonlinearities ``rule`` modifies in the forward pass of the first point (the
+    positions a :class:`~taylorlens.engine.RuleSelector` counts)."""
+    first = torch.zeros(1, dtype=torch.long, device=points.inputs.device)
+    refs = points.reference(first, first).detach() if rule.needs_reference else None
+    with torch.enable_grad():
+        batch = points.build(first, first).detach().requires_grad_(True)
+        _, met = _modified_outputs(request, batch, refs, first, _at(request.targets, first), rule)
+    return met
+
+
+def _modified_outputs(
+    request: Request, batch: Tensor, refs: Tensor | None, sample: Tensor, targets: Tensor | None,
+    rule: Rule | RuleSelector | None,
+) -> tuple[Tensor, int]:
+    """The explained outputs at ``batch`` (and its references) under ``rule``, and the nonlinearities it met."""
+    n, rows = batch.shape[0], request.rows[sample]
+    if refs is not None:
+        batch, rows = torch.cat([batch, refs]), torch.cat([rows, rows])
+        targets = None if targets is None else torch.cat([targets, targets])
+    with modified_gradients(rule, n) as seen:
+        outputs = request.call.explained(batch, rows, targets)[:n]
+    return outputs, 0 if seen is None else seen.met
+
+
 def _gradients(
-    request: Request, batch: Tensor, refs: Tensor | None, sample: Tensor, targets: Tensor | None, rule: Rule | None
+    request: Request, batch: Tensor, refs: Tensor | None, sample: Tensor, targets: Tensor | None,
+    rule: Rule | RuleSelector | None,
 ) -> tuple[Tensor, Tensor]:
     """Outputs and gradients at ``batch``: ``(n,)`` and ``(n, ...)``, or ``(n, T)`` and ``(T, n, ...)``."""
-    n = batch.shape[0]
     batch = batch.requires_grad_(True)
-    rows = request.rows[sample]
-    if refs is not None:
-        evaluated, rows = torch.cat([batch, refs]), torch.cat([rows, rows])
-        targets = None if targets is None else torch.cat([targets, targets])
-    else:
-        evaluated = batch
-    with modified_gradients(rule, n):
-        outputs = request.call.explained(evaluated, rows, targets)[:n]
+    outputs, _ = _modified_outputs(request, batch, refs, sample, targets, rule)
     if not outputs.requires_grad:  # the explained output does not depend on the points at all
         shape = batch.shape if outputs.dim() == 1 else (outputs.shape[1], *batch.shape)
         return outputs.detach(), torch.zeros(shape, dtype=batch.dtype, device=batch.device)

@@ -38,7 +38,7 @@ from taylorlens.engine.layers import LayerSite
 from taylorlens.engine.layout import Layout
 from taylorlens.engine.model_call import ModelCall, check_output, split_kwargs
 from taylorlens.engine.model_state import frozen
-from taylorlens.engine.modified_gradients import Rule
+from taylorlens.engine.modified_gradients import Rule, RuleSelector
 from taylorlens.engine.passes import Builder, Chunk, Points
 from taylorlens.engine.targets import resolve_targets
 
@@ -185,13 +185,20 @@ class Request:
         """Explained outputs at ``inputs`` (default: the request's inputs), ``(batch,)``."""
         return self.forward(passes.inputs_points(self.inputs if inputs is None else inputs))[:, 0]
 
-    def gradients(self, points: Points, rule: Rule | None = None) -> tuple[Tensor, Tensor]:
-        """Gradients ``(batch, variants, ...)`` and outputs ``(batch, variants)`` at every point."""
+    def gradients(self, points: Points, rule: Rule | RuleSelector | None = None) -> tuple[Tensor, Tensor]:
+        """Gradients ``(batch, variants, ...)`` and outputs ``(batch, variants)`` at every point; ``rule`` (or a
+        :class:`RuleSelector`, a rule per nonlinearity) modifies the gradients of the nonlinearities."""
         return passes.gradients(self, points, rule)
 
-    def gradient_sum(self, points: Points, weight: Callable[[Chunk], Tensor], rule: Rule | None = None) -> Tensor:
+    def gradient_sum(
+        self, points: Points, weight: Callable[[Chunk], Tensor], rule: Rule | RuleSelector | None = None
+    ) -> Tensor:
         """``sum_v weight * grad`` over the variants of each sample, ``(batch, ...)``."""
         return passes.gradient_sum(self, points, weight, rule)
+
+    def nonlinearities(self, points: Points, rule: Rule | RuleSelector) -> int:
+        """How many elementwise nonlinearities ``rule`` modifies in one forward pass (of the first point)."""
+        return passes.nonlinearities(self, points, rule)
 
     def hvp_chunks(self, points: Points, directions: Builder) -> Iterator[HessianChunk]:
         """Chunks with outputs, gradients and Hessian-vector products ``H v`` at every point."""

@@ -12,6 +12,7 @@ works on one explained tensor whatever the model takes.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -32,6 +33,8 @@ class Method:
     options: ClassVar[dict[str, Any]] = {}
     #: The Taylor framework's three principles (Deng et al. 2021, Table 2), filled in by taylorlens.taylor.
     principles: ClassVar[dict[str, str]] = {}
+    #: Old option names still accepted for one release (old -> new), with a DeprecationWarning.
+    renamed: ClassVar[dict[str, str]] = {}
 
     def __init__(self, model: Callable, **options: Any) -> None:
         self.model = model
@@ -40,7 +43,19 @@ class Method:
 
     def resolve(self, options: dict[str, Any]) -> dict[str, Any]:
         """Every option of one call: documented defaults overridden by ``options`` (checked)."""
+        options = self.current_names(options)
         return {**self.accepted(), **check_options(self.name, options, self.accepted())}
+
+    @classmethod
+    def current_names(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` with old option names (:attr:`renamed`) replaced by the current ones, warning once each."""
+        options = dict(options)
+        for old, new in cls.renamed.items():
+            if old in options:
+                warnings.warn(f"{cls.name}: option {old!r} is now {new!r}; {old!r} will be removed in the next release",
+                              DeprecationWarning, stacklevel=4)
+                options.setdefault(new, options.pop(old))
+        return options
 
     @classmethod
     def accepted(cls) -> dict[str, Any]:

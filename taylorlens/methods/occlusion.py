@@ -1,8 +1,8 @@
 """Occlusion (Zeiler & Fergus 2014; Ancona et al. 2018, Sec. 2 "Occlusion-1" and "Occlusion-patch").
 
-Each window of the input is set to ``value`` and the drop in the explained output,
+Each window of the input is set to ``baseline`` and the drop in the explained output,
 ``f(x) - f(x with the window occluded)``, is given to the features inside it; a feature covered by several
-windows gets the mean over them. ``window=1`` is Occlusion-1: ``R_i = f(x) - f(x with x_i = value)``.
+windows gets the mean over them. ``window=1`` is Occlusion-1: ``R_i = f(x) - f(x with x_i = baseline)``.
 All windows of all samples go through the model in batched forward passes.
 """
 
@@ -105,20 +105,22 @@ class Occlusion(Method):
 
     Options: ``window`` (1 = Occlusion-1; an int k is a k x ... x k patch, spanning one channel of samples
     with three or more dimensions; a tuple gives the exact shape, e.g. ``(3, 15, 15)`` for all RGB
-    channels), ``stride`` (1; int or tuple like ``window``), ``value`` (0.0; number or tensor broadcastable
-    to the inputs). Windows slide until every feature is covered; a last window that would stick out is
-    cut at the border (Captum's convention).
+    channels), ``stride`` (1; int or tuple like ``window``), ``baseline`` (0.0; number or tensor
+    broadcastable to the inputs; the old name ``value`` still works with a DeprecationWarning). Windows
+    slide until every feature is covered; a last window that would stick out is cut at the border
+    (Captum's convention).
     """
 
     name = "occlusion"
     # Deng et al. 2021, Table 2: independent (Occ-1) or in-patch terms only (Theorems 2-3): partial 2nd.
     principles = {"low_approximation_error": "no", "correct_assignment": "partial", "unbiased_baseline": "no"}
-    options = {"window": 1, "stride": 1, "value": 0.0}
+    options = {"window": 1, "stride": 1, "baseline": 0.0}
+    renamed = {"value": "baseline"}
 
-    def compute(self, request: Request, window: Any, stride: Any, value: Any) -> Tensor:
+    def compute(self, request: Request, window: Any, stride: Any, baseline: Any) -> Tensor:
         x = request.inputs
         windows = Windows.of(x, window, stride)
-        fill = request.broadcast(value, "value")
+        fill = request.broadcast(baseline)
 
         def build(sample: Tensor, variant: Tensor) -> Tensor:
             occluded = windows.mask(variant)

@@ -11,6 +11,7 @@ and reports AOPC; the SmoothTaylor paper (Goh et al. 2020, Sec. IV-C-1, Eqs. 11-
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -31,11 +32,11 @@ ORDERS = ("most_relevant_first", "least_relevant_first")
 #: Settings that reproduce the papers' curves (``perturbation_curve(..., preset=name)``).
 PRESETS: dict[str, dict[str, Any]] = {
     # Ancona et al. 2018, Fig. 3c: one pixel at a time to 0 (run once per order).
-    "ancona_fig3c": {"region": 1, "step": 1, "steps": None, "replacement": 0.0, "feature_groups": "pixel"},
+    "ancona_fig3c": {"region": 1, "step": 1, "steps": None, "baseline": 0.0, "feature_groups": "pixel"},
     # Sundararajan et al., Sec. 2.7: the top 5000 pixels, 100 per step, 50 steps, zeros (all channels).
-    "ig_pixel_ablation": {"region": 1, "step": 100, "steps": 50, "replacement": 0.0, "feature_groups": "pixel"},
+    "ig_pixel_ablation": {"region": 1, "step": 100, "steps": 50, "baseline": 0.0, "feature_groups": "pixel"},
 }
-_DEFAULTS: dict[str, Any] = {"region": 1, "step": 1, "steps": None, "replacement": 0.0, "feature_groups": None}
+_DEFAULTS: dict[str, Any] = {"region": 1, "step": 1, "steps": None, "baseline": 0.0, "feature_groups": None}
 _UNSET: Any = object()
 
 
@@ -87,7 +88,7 @@ def perturbation_curve(
     region: int = _UNSET,
     step: int = _UNSET,
     steps: int | None = _UNSET,
-    replacement: Any = _UNSET,
+    baseline: Any = _UNSET,
     feature_groups: Any = _UNSET,
     valid_range: Any = None,
     preset: str | None = None,
@@ -102,16 +103,22 @@ def perturbation_curve(
     dimensions (ranked by mean channel-summed attribution, chosen greedily among all window positions).
     ``order``: ``"most_relevant_first"`` (largest attribution first) or ``"least_relevant_first"``. Step t
     removes ``step`` more units; ``steps`` (default: until all are removed). Removed features take
-    ``replacement``: a number or tensor broadcastable to the inputs (default 0.0), ``"uniform"`` (noise in
+    ``baseline`` (the old name ``replacement`` still works with a DeprecationWarning): a number or tensor
+    broadcastable to the inputs (default 0.0), ``"uniform"`` (noise in
     ``valid_range``, default the batch's min and max, drawn once per input), or a callable
     ``(points, mask) -> values`` for a chunk of points ``(n, ...)`` and their bool mask of removed features.
     ``preset``: ``"ancona_fig3c"`` or ``"ig_pixel_ablation"`` (see :data:`PRESETS`); explicit arguments win.
     All steps of all inputs go through the model as one chunked forward job.
     """
+    if "replacement" in model_options:
+        warnings.warn("perturbation_curve: option 'replacement' is now 'baseline'; 'replacement' will be removed "
+                      "in the next release", DeprecationWarning, stacklevel=2)
+        replacement = model_options.pop("replacement")
+        baseline = replacement if baseline is _UNSET else baseline
     settings = dict(_DEFAULTS)
     if preset is not None:
         settings.update(PRESETS[check_choice("preset", preset, tuple(PRESETS))])
-    given = {"region": region, "step": step, "steps": steps, "replacement": replacement,
+    given = {"region": region, "step": step, "steps": steps, "baseline": baseline,
              "feature_groups": feature_groups}
     settings.update({k: v for k, v in given.items() if v is not _UNSET})
     check_choice("order", order, ORDERS)
@@ -125,7 +132,7 @@ def perturbation_curve(
     else:
         position, units = _region_positions(a, size, order)
     count = math.ceil(units / per_step) if settings["steps"] is None else check_positive_int("steps", settings["steps"])
-    fill = _replacement(settings["replacement"], request, valid_range, seed)
+    fill = _baseline(settings["baseline"], request, valid_range, seed)
 
     def build(sample: Tensor, variant: Tensor) -> Tensor:
         removed = position[sample] < (variant * per_step).view(-1, *(1,) * (x.dim() - 1))
@@ -275,13 +282,13 @@ def _region_positions(attributions: Tensor, size: int, order: str) -> tuple[Tens
     return expanded, count
 
 
-def _replacement(replacement: Any, request: Request, valid_range: Any, seed: int | None) -> Tensor | Callable:
+def _baseline(baseline: Any, request: Request, valid_range: Any, seed: int | None) -> Tensor | Callable:
     x = request.inputs
-    if callable(replacement):
-        return replacement
-    if isinstance(replacement, str):
-        check_choice("replacement", replacement, ("uniform",))
+    if callable(baseline):
+        return baseline
+    if isinstance(baseline, str):
+        check_choice("baseline", baseline, ("uniform",))
         low, high = value_range(valid_range, x)
         uniform = torch.rand(x.shape, generator=request.generator(seed), dtype=x.dtype, device=x.device)
         return low + (high - low) * uniform
-    return broadcast_baseline(replacement, x, "replacement")
+    return broadcast_baseline(baseline, x)

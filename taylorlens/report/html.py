@@ -13,6 +13,7 @@ import base64
 import html
 import json
 import re
+import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def render(directory: str | Path) -> Path:
     return path
 
 
-def _summary_section(db, methods, paper) -> str:  # noqa: ANN001
+def _summary_section(db: sqlite3.Connection, methods: list[tuple], paper: dict[tuple[str, str], str]) -> str:
     rows = []
     for model, key, name, label in methods:
         metric_rows = db.execute("SELECT DISTINCT metric_key, metric, metric_label FROM results "
@@ -109,7 +110,7 @@ def _summary_section(db, methods, paper) -> str:  # noqa: ANN001
     return "<h2>Summary</h2>" + _table(["model", "method", "metric", "mean &plusmn; 95%", "n", "paper"], rows)
 
 
-def _curves_section(db) -> str:  # noqa: ANN001
+def _curves_section(db: sqlite3.Connection) -> str:
     groups: dict[tuple[str, str, str], dict[str, list[list[float]]]] = defaultdict(lambda: defaultdict(list))
     query = ("SELECT r.model, r.metric, r.metric_label, a.method_label, r.curve FROM results r JOIN "
              "(SELECT DISTINCT model, method_key, method_label FROM attributions) a "
@@ -130,7 +131,7 @@ def _curves_section(db) -> str:  # noqa: ANN001
     return "<h2>Curves</h2>" + ("".join(figures) or "<p>No curve metric in this run.</p>")
 
 
-def _principles_section(db, methods) -> str:  # noqa: ANN001
+def _principles_section(db: sqlite3.Connection, methods: list[tuple]) -> str:
     by_metric: dict[tuple[str, str], list[tuple[str, float, float]]] = defaultdict(list)
     for model, key, name, label in methods:
         for metric, metric_label in db.execute("SELECT DISTINCT metric, metric_label FROM results WHERE model=? "
@@ -147,7 +148,7 @@ def _principles_section(db, methods) -> str:  # noqa: ANN001
     return "<h2>Metric against the number of principles (Deng et al. 2021, Figs. 2-3)</h2>" + "".join(figures)
 
 
-def _gallery_section(db, methods) -> str:  # noqa: ANN001
+def _gallery_section(db: sqlite3.Connection, methods: list[tuple]) -> str:
     words = {key.removeprefix(WORDS_META_PREFIX): json.loads(value) for key, value in db.execute(
         "SELECT key, value FROM meta WHERE key LIKE ?", (f"{WORDS_META_PREFIX}%",))}
     if words:
@@ -167,7 +168,9 @@ def _gallery_section(db, methods) -> str:  # noqa: ANN001
     return "".join(parts)
 
 
-def _text_gallery_section(db, methods, words: dict[str, dict[str, list[str]]]) -> str:  # noqa: ANN001
+def _text_gallery_section(
+    db: sqlite3.Connection, methods: list[tuple], words: dict[str, dict[str, list[str]]]
+) -> str:
     """Per model and gallery sample, one row of words per method coloured by its per-word scores (stored by
     the bench for the last ``len(words)`` positions: reviews are padded in front)."""
     labels = dict(db.execute("SELECT sample, label FROM inputs"))
@@ -192,7 +195,7 @@ def _text_gallery_section(db, methods, words: dict[str, dict[str, list[str]]]) -
     return "".join(parts)
 
 
-def _setup_section(db, configs, environment) -> str:  # noqa: ANN001
+def _setup_section(db: sqlite3.Connection, configs: dict[str, dict], environment: dict) -> str:
     timing = db.execute("SELECT model, method_label, avg(seconds), count(*) FROM attributions "
                         "GROUP BY model, method_key ORDER BY model, method_label").fetchall()
     rows = [[html.escape(m), html.escape(label), f"{seconds:.4g}", str(n)] for m, label, seconds, n in timing]

@@ -5,7 +5,7 @@ Every reformulation is expanded at the input ``x`` with ``Delta = x~ - x`` and r
 sign (it explains ``f(x) - f(x~)``, so it is minus the assigned Taylor terms) and shape ``(B, ...)``:
 
 * Gradient*Input (Theorem 1): ``-T^alpha_i`` at ``x~ = 0``, i.e. ``x_i f_xi``;
-* Occlusion-1 (Theorem 2): ``-(T^alpha_i + T^beta_d_i)`` at ``x~ = x|_{x_i = value}``;
+* Occlusion-1 (Theorem 2): ``-(T^alpha_i + T^beta_d_i)`` at ``x~ = x|_{x_i = baseline}``;
 * Occlusion-patch (Theorem 3): for the patch ``p`` (window) containing ``x_i``,
   ``-(sum_{j in p} T^alpha_j + 1/2 Delta_p^T H_x Delta_p)``, i.e. the first-order, independent and all
   interactive terms inside the patch (the text's second-order formula drops the 1/2 on the double sum over
@@ -15,8 +15,9 @@ sign (it explains ``f(x) - f(x~)``, so it is minus the assigned Taylor terms) an
   ``(sigma(y) - sigma(y~)) / (y - y~)`` becomes its second-order Taylor counterpart
   ``sigma'(y) - 1/2 sigma''(y) (y - y~)`` (the output change of the unit replaced by ``T^alpha + T^beta``,
   shared among its inputs in proportion to ``z_ji - z~_ji`` as in the theorem). ``nonlinearity=k``
-  reformulates only the k-th nonlinearity called in the forward pass (the paper computes the change layer by layer and
-  averages, see :func:`deeplift_layers`); ``layer=None`` reformulates every one;
+  reformulates only the k-th nonlinearity of the forward pass, chosen by the engine's
+  :class:`~taylorlens.engine.RuleSelector` (the paper computes the change layer by layer and averages, see
+  :func:`deeplift_layers`); ``nonlinearity=None`` reformulates every one;
 * Integrated Gradients (Theorem 5): ``-(T^alpha_i + T^beta_d_i + 1/2 sum_{j != i} T^beta_t_{i,j})``;
 * Expected Gradients (corollary): the mean of Theorem 5 over the sampled baselines.
 
@@ -32,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from taylorlens.engine import MODEL_OPTIONS, Points, Request, RescaleRule, inputs_points
+from taylorlens.engine import MODEL_OPTIONS, Points, Request, RescaleRule, RuleSelector, inputs_points
 from taylorlens.engine.checks import AttributionInputError, check_options, check_positive_int
 from taylorlens.engine.modified_gradients import with_multiplier
 from taylorlens.methods.occlusion import Windows
@@ -61,6 +62,7 @@ def reformulate(
         warnings.warn("reformulate('deeplift', layer=k) is now nonlinearity=k (layer= names a module of the model)",
                       DeprecationWarning, stacklevel=2)
         options["nonlinearity"] = options.pop("layer")
+    options = method_class(method).current_names(options)  # old option names, as the method takes them
     reformulation, own = REFORMULATED[method]
     accepted = {**own, **MODEL_OPTIONS}
     chosen = {**accepted, **check_options(f"reformulate {method}", options, accepted)}
@@ -75,15 +77,7 @@ def deeplift_layers(model: Callable, inputs: Tensor, target: Any = None, baselin
     """How many elementwise nonlinearities DeepLIFT meets in one forward pass (the layers of Theorem 4)."""
     request = Request.build(model, inputs, target)
     with request.model_frozen():
-        return _count_nonlinearities(request, request.broadcast(baseline))
-
-
-def _count_nonlinearities(request: Request, reference: Tensor) -> int:
-    """Elementwise nonlinearities met in one DeepLIFT pass of the request's first sample."""
-    first = request.subset(torch.arange(1, device=request.inputs.device))
-    rule = _TaylorRescaleRule(layers=None, layer=None)
-    first.gradients(inputs_points(first.inputs, reference[:1]), rule)
-    return rule.calls
+        return request.nonlinearities(inputs_points(request.inputs, request.broadcast(baseline)), RescaleRule())
 
 
 def percentage_changes(original: Tensor, reformulated: Tensor) -> Tensor:
@@ -103,11 +97,11 @@ def percentage_change(original: Tensor, reformulated: Tensor) -> float:
     return float(percentage_changes(original, reformulated).mean())
 
 
-def _occlusion(request: Request, window: Any, stride: Any, value: Any) -> Tensor:
+def _occlusion(request: Request, window: Any, stride: Any, baseline: Any) -> Tensor:
     """Theorems 2-3: ``-(f_x . Delta_w + 1/2 Delta_w^T H_x Delta_w)`` per window, spread like Occlusion."""
     x = request.inputs
     windows = Windows.of(x, window, stride)
-    delta = request.broadcast(value, "value") - x
+    delta = request.broadcast(baseline) - x
 
     def directions(sample: Tensor, variant: Tensor) -> Tensor:
         return delta[sample] * windows.mask(variant)
@@ -123,14 +117,11 @@ def _deeplift(request: Request, baseline: Any, nonlinearity: int | None) -> Tens
     """Theorem 4: DeepLIFT with the Taylor multiplier at the ``nonlinearity``-th one (every one if None)."""
     x = request.inputs
     reference = request.broadcast(baseline)
-    layers = _count_nonlinearities(request, reference)
-    if nonlinearity is not None:
-        nonlinearity = check_positive_int("nonlinearity", nonlinearity, minimum=0)
-        if nonlinearity >= layers:
-            raise AttributionInputError(
-                f"nonlinearity must be below the model's {layers} nonlinearities, got {nonlinearity}"
-            )
-    rule = _TaylorRescaleRule(layers, nonlinearity) if layers else RescaleRule()
+    if nonlinearity is None:
+        rule = RuleSelector(_TaylorRescaleRule())
+    else:
+        rule = RuleSelector(RescaleRule(), {check_positive_int("nonlinearity", nonlinearity, minimum=0):
+                                            _TaylorRescaleRule()})
     grads, _ = request.gradients(inputs_points(x, reference), rule)
     return (x - reference) * grads[:, 0]
 
@@ -155,21 +146,11 @@ def _expected_gradients(
 
 
 class _TaylorRescaleRule(RescaleRule):
-    """Rescale everywhere except at the reformulated nonlinearities, which get the Taylor multiplier.
-
-    The k-th elementwise nonlinearity called in a forward pass is layer ``k`` (counted modulo ``layers``:
-    every forward pass of the job calls the same sequence). ``layers=None`` only counts the calls.
-    """
+    """Theorem 4's multiplier ``sigma'(y) - 1/2 sigma''(y) (y - y~)`` in place of Rescale's ratio."""
 
     name = "taylor_rescale"
 
-    def __init__(self, layers: int | None, layer: int | None) -> None:
-        self.layers, self.layer, self.calls = layers, layer, 0
-
     def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
-        index, self.calls = self.calls, self.calls + 1
-        if self.layers is None or (self.layer is not None and index % self.layers != self.layer):
-            return super().replace(f, z, out, n)
         z_x, z_ref = z[:n].detach(), z[n:].detach()
         slope, curvature = _first_two_derivatives(f, z_x)
         multiplier = slope - 0.5 * curvature * (z_x - z_ref)
@@ -206,7 +187,7 @@ def _defaults(method: str, *names: str) -> dict[str, Any]:
 #: Reformulated methods: name -> (reformulation, its options with the method's defaults).
 REFORMULATED: dict[str, tuple[Callable[..., Tensor], dict[str, Any]]] = {
     "gradient_x_input": (_gradient_x_input, {}),
-    "occlusion": (_occlusion, _defaults("occlusion", "window", "stride", "value")),
+    "occlusion": (_occlusion, _defaults("occlusion", "window", "stride", "baseline")),
     "deeplift": (_deeplift, {**_defaults("deeplift", "baseline"), "nonlinearity": None}),
     "integrated_gradients": (_integrated_gradients, _defaults("integrated_gradients", "baseline")),
     "expected_gradients": (

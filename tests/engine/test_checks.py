@@ -69,8 +69,8 @@ def test_non_finite_inputs_and_baselines_are_rejected(model, x, bad):
         taylorlens.attribute(model, x, 0, "integrated_gradients", baseline=poisoned[1])
     with pytest.raises(AttributionInputError, match="baseline contains 1 NaN"):
         taylorlens.attribute(model, x, 0, "deeplift", baseline=bad)
-    with pytest.raises(AttributionInputError, match="value contains"):
-        taylorlens.attribute(model, x, 0, "occlusion", value=bad)
+    with pytest.raises(AttributionInputError, match="baseline contains"):
+        taylorlens.attribute(model, x, 0, "occlusion", baseline=bad)
     with pytest.raises(AttributionInputError, match="references contains"):
         taylorlens.attribute(model, x, 0, "expected_gradients", references=poisoned)
 

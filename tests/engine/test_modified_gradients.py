@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import taylorlens
-from taylorlens import UnsupportedModelError
-from taylorlens.engine import EpsilonRule, RescaleRule, modified_gradients
+from taylorlens import AttributionInputError, UnsupportedModelError
+from taylorlens.engine import EpsilonRule, Request, RescaleRule, Rule, RuleSelector, inputs_points, modified_gradients
+from taylorlens.engine.modified_gradients import derivative, with_multiplier
 
 MODIFIED = ["deeplift", "epsilon_lrp"]
 
@@ -166,3 +167,41 @@ def test_rescale_multiplier_falls_back_to_the_derivative_when_input_equals_refer
     maps = taylorlens.attribute(model, x, 0, "deeplift", baseline=near)
     grad = taylorlens.attribute(model, x, 0, "gradient")
     torch.testing.assert_close(maps, 1e-9 * grad, rtol=1e-5, atol=1e-20)
+
+
+class OrdinaryGradient(Rule):
+    """A rule that keeps the ordinary derivative: the odd one out in a selector."""
+
+    name = "ordinary"
+
+    def replace(self, f, z, out, n):
+        return with_multiplier(z, out, derivative(f, z))
+
+
+def test_rule_selector_gives_one_nonlinearity_its_own_rule_by_position_or_by_module(make_inputs):
+    first, second = nn.Tanh(), nn.Tanh()
+    model, x = ModuleNet(first, second).eval(), make_inputs(3, 4)
+    request = Request.build(model, x, 1)
+    points = inputs_points(request.inputs)
+    by_position, _ = request.gradients(points, RuleSelector(EpsilonRule(0.0), {0: OrdinaryGradient()}))
+    by_module, _ = request.gradients(points, RuleSelector(EpsilonRule(0.0), {first: OrdinaryGradient()}))
+    with torch.no_grad():  # by hand: tanh' at the first unit, the epsilon rule's f(z) / z at the second
+        z1 = model.l1(x)
+        z2 = model.l2(torch.tanh(z1))
+        upstream = (model.l3.weight[1] * torch.tanh(z2) / z2) @ model.l2.weight
+        expected = (upstream * (1 - torch.tanh(z1) ** 2)) @ model.l1.weight
+    torch.testing.assert_close(by_position[:, 0], expected)
+    torch.testing.assert_close(by_module[:, 0], expected)
+    assert not first._forward_hooks and not first._forward_pre_hooks  # nothing survives the pass
+    assert request.nonlinearities(points, EpsilonRule(0.0)) == 2
+
+
+def test_rule_selector_refuses_unreached_positions_and_rules_that_disagree_on_references(make_inputs):
+    model, x = ModuleNet(nn.Tanh(), nn.Tanh()).eval(), make_inputs(3, 4)
+    request = Request.build(model, x, 1)
+    with pytest.raises(AttributionInputError, match="nonlinearity 2 .*meets only 2"):
+        request.gradients(inputs_points(request.inputs), RuleSelector(EpsilonRule(0.0), {2: OrdinaryGradient()}))
+    with pytest.raises(AttributionInputError, match="reference points"):
+        RuleSelector(RescaleRule(), {0: EpsilonRule(0.0)})
+    with pytest.raises(AttributionInputError, match="positions"):
+        RuleSelector(RescaleRule(), {-1: RescaleRule()})

@@ -75,7 +75,7 @@ def test_epsilon_lrp_agrees_with_captum(make_mlp, make_cnn, activation, pool):
 def test_occlusion_agrees_with_captum(make_cnn, window, stride):
     model = make_cnn(nn.Tanh, pool="max")
     x = torch.randn(4, 2, 6, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    ours = taylorlens.attribute(model, x, TARGET, "occlusion", window=window, stride=stride, value=0.5)
+    ours = taylorlens.attribute(model, x, TARGET, "occlusion", window=window, stride=stride, baseline=0.5)
     theirs = captum_attr.Occlusion(model).attribute(
         x, sliding_window_shapes=window, strides=stride, baselines=0.5, target=TARGET
     )

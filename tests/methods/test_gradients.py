@@ -7,16 +7,7 @@ import torch
 from torch import nn
 
 import taylorlens
-
-
-def slow_gradient(model, x, target):
-    """``df_c/dx`` one sample at a time."""
-    rows = []
-    for b in range(x.shape[0]):
-        point = x[b].clone().requires_grad_(True)
-        (grad,) = torch.autograd.grad(model(point[None])[0, target[b]], point)
-        rows.append(grad)
-    return torch.stack(rows)
+from tests.slow_references import slow_gradient
 
 
 @pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU])

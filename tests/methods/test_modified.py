@@ -8,57 +8,13 @@ from torch import nn
 
 import taylorlens
 from taylorlens.zoo.counterexamples import AppendixBF, AppendixBG, ReluProduct
+from tests.slow_references import slow_epsilon_lrp, slow_rescale_deeplift
 
 POINT = torch.tensor([[3.0, 1.0]], dtype=torch.float64)
 
 
-def slow_rescale_deeplift(model: nn.Sequential, x, baseline, target):
-    """DeepLIFT Rescale (Ancona Eq. 4 / Prop. 2) by hand, one sample at a time, layer by layer.
-
-    Carries the modified Jacobian ``d^g a / dx`` forward: a Linear multiplies it by ``W``; a nonlinearity by
-    its Rescale multiplier ``(f(z) - f(z_ref)) / (z - z_ref)`` (its derivative where ``z == z_ref``).
-    """
-    result = torch.zeros_like(x)
-    for b in range(x.shape[0]):
-        a, r = x[b], baseline[b]
-        jacobian = torch.eye(x.shape[1], dtype=x.dtype)
-        for layer in model:
-            if isinstance(layer, nn.Linear):
-                a, r, jacobian = layer(a), layer(r), layer.weight @ jacobian
-                continue
-            fa, fr = layer(a), layer(r)
-            point = a.detach().clone().requires_grad_(True)
-            (slope,) = torch.autograd.grad(layer(point).sum(), point)
-            same = (a - r).abs() < 1e-12
-            multiplier = torch.where(same, slope, (fa - fr) / torch.where(same, torch.ones_like(a), a - r))
-            a, r, jacobian = fa, fr, multiplier[:, None] * jacobian
-        result[b] = (x[b] - baseline[b]) * jacobian[target[b]]
-    return result.detach()
 
 
-def slow_epsilon_lrp(model: nn.Sequential, x, target, epsilon):
-    """epsilon-LRP by Ancona Eq. 2, relevance redistributed layer by layer, one sample at a time.
-
-    ``r_i = sum_j z_ji / (z_j + eps sign(z_j)) r_j`` with ``z_ji = w_ji a_i`` and ``z_j = sum_i z_ji + b_j``;
-    nonlinearities pass relevance unchanged; the output unit starts with its own value ``S_c(x)``.
-    """
-    result = torch.zeros_like(x)
-    with torch.no_grad():
-        for b in range(x.shape[0]):
-            activations, a = [], x[b]
-            for layer in model:
-                activations.append(a)
-                a = layer(a)
-            relevance = torch.zeros_like(a)
-            relevance[target[b]] = a[target[b]]
-            for layer, a_in in zip(reversed(model), reversed(activations), strict=True):
-                if not isinstance(layer, nn.Linear):
-                    continue
-                z = layer(a_in)
-                stabilised = z + epsilon * torch.where(z >= 0, 1.0, -1.0)
-                relevance = (layer.weight * a_in[None, :] / stabilised[:, None] * relevance[:, None]).sum(dim=0)
-            result[b] = relevance
-    return result
 
 
 @pytest.mark.parametrize(

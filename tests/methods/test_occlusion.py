@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
 from torch import nn
 
 import taylorlens
 from taylorlens import AttributionInputError
-
-
-def slow_occlusion(model, x, target, window, stride, value):
-    """Each window occluded on its own, one model call per window; each feature gets its windows' mean drop.
-
-    Windows start at 0, stride, ... until the dimension is covered; the last one is cut at the border.
-    """
-    shape = x.shape[1:]
-    total, count = torch.zeros_like(x), torch.zeros_like(x[0])
-    starts = [range(0, n - w + s, s) for n, w, s in zip(shape, window, stride, strict=True)]
-    with torch.no_grad():
-        for b in range(x.shape[0]):
-            reference = model(x[b][None])[0, target]
-            for corner in itertools.product(*starts):
-                region = tuple(slice(c, c + w) for c, w in zip(corner, window, strict=True))
-                occluded = x[b].clone()
-                occluded[region] = value
-                total[b][region] += reference - model(occluded[None])[0, target]
-                if b == 0:
-                    count[region] += 1
-    return total / count.clamp(min=1)
+from tests.slow_references import slow_occlusion
 
 
 def test_occlusion_1_is_the_output_drop_for_each_single_feature(make_mlp, make_inputs):
     model, x = make_mlp(nn.Tanh), make_inputs(3, 5)
-    maps = taylorlens.attribute(model, x, 1, "occlusion", value=0.25)
+    maps = taylorlens.attribute(model, x, 1, "occlusion", baseline=0.25)
     with torch.no_grad():
         for i in range(5):
             occluded = x.clone()
@@ -49,7 +27,7 @@ def test_occlusion_1_is_the_output_drop_for_each_single_feature(make_mlp, make_i
 )
 def test_occlusion_patch_matches_a_loop_over_windows(make_cnn, make_inputs, window, stride):
     model, x = make_cnn(nn.ReLU), make_inputs(2, 2, 6, 6)
-    maps = taylorlens.attribute(model, x, 2, "occlusion", window=window, stride=stride, value=-0.5)
+    maps = taylorlens.attribute(model, x, 2, "occlusion", window=window, stride=stride, baseline=-0.5)
     torch.testing.assert_close(maps, slow_occlusion(model, x, 2, window, stride, -0.5))
 
 
@@ -61,7 +39,7 @@ def test_occlusion_int_window_spans_one_channel_of_images(make_cnn, make_inputs)
 
 def test_occlusion_value_tensor_is_the_per_feature_fill(make_mlp, make_inputs):
     model, x, fill = make_mlp(nn.Softplus), make_inputs(2, 5), make_inputs(5, seed=9)
-    maps = taylorlens.attribute(model, x, 0, "occlusion", value=fill)
+    maps = taylorlens.attribute(model, x, 0, "occlusion", baseline=fill)
     with torch.no_grad():
         for i in range(5):
             occluded = x.clone()
@@ -84,3 +62,14 @@ def test_occlusion_covers_every_feature_when_the_stride_does_not_divide_the_size
     occluded[:, 6] = 0.0
     with torch.no_grad():
         torch.testing.assert_close(maps[:, 6], model(x)[:, 0] - model(occluded)[:, 0])
+
+
+def test_occlusion_old_option_name_value_still_works_with_a_deprecation_warning(make_mlp, make_inputs):
+    model, x = make_mlp(nn.Tanh), make_inputs(3, 5)
+    new = taylorlens.attribute(model, x, 1, "occlusion", window=2, baseline=0.25)
+    with pytest.warns(DeprecationWarning, match="'value' is now 'baseline'"):
+        old = taylorlens.attribute(model, x, 1, "occlusion", window=2, value=0.25)
+    torch.testing.assert_close(old, new)
+    with pytest.warns(DeprecationWarning, match="'value' is now 'baseline'"):
+        reformulated = taylorlens.taylor.reformulate("occlusion", model, x, 1, value=0.25)
+    torch.testing.assert_close(reformulated, taylorlens.taylor.reformulate("occlusion", model, x, 1, baseline=0.25))

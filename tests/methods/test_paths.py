@@ -9,20 +9,7 @@ from torch import nn
 import taylorlens
 from taylorlens.methods.quadrature import RULES, quadrature
 from taylorlens.zoo.counterexamples import AppendixBF, AppendixBG, ReluProduct, SaturatedReLU
-
-
-def slow_integrated_gradients(model, x, target, baseline, steps):
-    """IG by Eq. 2 of the SmoothTaylor paper, one point at a time: ``(x - z)/M sum_m grad f(z + m/M (x - z))``."""
-    result = torch.zeros_like(x)
-    for b in range(x.shape[0]):
-        total = torch.zeros_like(x[b])
-        for m in range(1, steps + 1):
-            point = (baseline[b] + m / steps * (x[b] - baseline[b])).clone().requires_grad_(True)
-            output = model(point[None])[0, target[b]]
-            (grad,) = torch.autograd.grad(output, point)
-            total += grad
-        result[b] = (x[b] - baseline[b]) * total / steps
-    return result
+from tests.slow_references import slow_integrated_gradients
 
 
 def test_ig_completeness_on_softplus_mlp_with_error_shrinking_in_steps(make_mlp, make_inputs):

@@ -21,7 +21,7 @@ EXPECTED_DEFAULTS = {
     "epsilon_lrp": {"epsilon": 1e-9},
     "guided_backprop": {},
     "deconvnet": {},
-    "occlusion": {"window": 1, "stride": 1, "value": 0.0},
+    "occlusion": {"window": 1, "stride": 1, "baseline": 0.0},
     "smoothgrad": {"inner": "gradient_x_input", "sigma": 0.15, "n_samples": 50, "seed": None},
     "smooth_taylor": {"sigma": 0.5, "n_roots": 150, "seed": None},
 }

@@ -10,17 +10,12 @@ import taylorlens
 from taylorlens import AttributionInputError
 from taylorlens.engine import Request
 from taylorlens.methods.smoothing import gaussian_noise
+from tests.slow_references import slow_gradient, slow_noise_average
 
 
 def noise_of(model, x, target, count, sigma, seed):
     """The noise both methods draw for these inputs, through the shared helper."""
     return gaussian_noise(Request.build(model, x, target), count, sigma, seed)
-
-
-def slow_gradient(model, point, target):
-    point = point.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(model(point[None])[0, target], point)
-    return grad
 
 
 def test_smooth_taylor_is_smoothgrad_of_minus_noise_times_gradient(make_mlp, make_inputs):
@@ -31,7 +26,7 @@ def test_smooth_taylor_is_smoothgrad_of_minus_noise_times_gradient(make_mlp, mak
     expected = torch.zeros_like(x)
     for b in range(3):
         for r in range(count):
-            expected[b] += -noise[b, r] * slow_gradient(model, x[b] + noise[b, r], 1) / count
+            expected[b] += -noise[b, r] * slow_gradient(model, (x[b] + noise[b, r])[None], [1])[0] / count
     got = taylorlens.attribute(model, x, 1, "smooth_taylor", sigma=sigma, n_roots=count, seed=seed)
     torch.testing.assert_close(got, expected)
 
@@ -50,13 +45,9 @@ def test_smooth_taylor_equals_input_times_smoothgrad_minus_smoothgrad_of_gradien
 def test_smoothgrad_matches_a_slow_loop_over_noise_samples(make_mlp, make_inputs, inner):
     model, x = make_mlp(nn.ELU), make_inputs(2, 5)
     count, sigma, seed = 7, 0.2, 3
-    noise = noise_of(model, x, 0, count, sigma, seed)
-    expected = torch.zeros_like(x)
-    for b in range(2):
-        for n in range(count):
-            point = x[b] + noise[b, n]
-            grad = slow_gradient(model, point, 0)
-            expected[b] += {"gradient": grad, "gradient_x_input": point * grad, "saliency": grad.abs()}[inner] / count
+    term = {"gradient": lambda x, point, grad: grad, "gradient_x_input": lambda x, point, grad: point * grad,
+            "saliency": lambda x, point, grad: grad.abs()}[inner]
+    expected = slow_noise_average(model, x, [0, 0], sigma, count, seed, term)
     got = taylorlens.attribute(model, x, 0, "smoothgrad", inner=inner, sigma=sigma, n_samples=count, seed=seed)
     torch.testing.assert_close(got, expected)
 

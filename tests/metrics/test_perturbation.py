@@ -50,10 +50,10 @@ def test_uniform_and_callable_replacements():
     model = lambda x: x.flatten(1).sum(1)  # noqa: E731
     x = torch.zeros(2, 1, 4, 4)
     a = torch.rand(2, 1, 4, 4)
-    noisy = perturbation_curve(model, x, a, None, replacement="uniform", valid_range=(2.0, 3.0), seed=0)
+    noisy = perturbation_curve(model, x, a, None, baseline="uniform", valid_range=(2.0, 3.0), seed=0)
     increments = noisy.curve[:, 1:] - noisy.curve[:, :-1]
     assert bool(((increments >= 2) & (increments <= 3)).all())
-    ones = perturbation_curve(model, x, a, None, replacement=lambda points, mask: torch.ones_like(points))
+    ones = perturbation_curve(model, x, a, None, baseline=lambda points, mask: torch.ones_like(points))
     assert torch.allclose(ones.curve, torch.arange(17.0).expand(2, 17))
 
 
@@ -103,8 +103,8 @@ def test_digit_model_sanity_ig_beats_random_and_morf_beats_lerf(digits):
     ig_aupc = aupc(model, x, ig, y, k=2, L=8, P=8, valid_range=(-1.0, 1.0), seed=0).aupc.mean()
     random_aupc = aupc(model, x, random, y, k=2, L=8, P=8, valid_range=(-1.0, 1.0), seed=0).aupc.mean()
     assert ig_aupc < random_aupc
-    most = perturbation_curve(model, x, ig, y, replacement=-1.0, step=4)
-    least = perturbation_curve(model, x, ig, y, replacement=-1.0, step=4, order="least_relevant_first")
+    most = perturbation_curve(model, x, ig, y, baseline=-1.0, step=4)
+    least = perturbation_curve(model, x, ig, y, baseline=-1.0, step=4, order="least_relevant_first")
     assert most.aopc.mean() > least.aopc.mean()
 
 
@@ -116,3 +116,12 @@ def test_bad_arguments_name_what_is_accepted(linear_model):
         aupc(linear_model, x, x, None)
     with pytest.raises(ValueError, match="attributions"):
         perturbation_curve(linear_model, x, x[:, :, :4], None)
+
+
+def test_old_option_name_replacement_still_works_with_a_deprecation_warning(linear_model):
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    a = x * linear_model.weight
+    new = perturbation_curve(linear_model, x, a, None, baseline=0.5, step=8)
+    with pytest.warns(DeprecationWarning, match="'replacement' is now 'baseline'"):
+        old = perturbation_curve(linear_model, x, a, None, replacement=0.5, step=8)
+    torch.testing.assert_close(old.curve, new.curve)

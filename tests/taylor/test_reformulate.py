@@ -20,7 +20,7 @@ FLOAT_ZERO = 1e-10  # percent: float64 rounding of sums over 12 features
         ("gradient_x_input", {}),
         ("occlusion", {"window": 1}),
         ("occlusion", {"window": 2, "stride": 2}),
-        ("occlusion", {"window": (2, 3), "stride": 1, "value": -0.5}),
+        ("occlusion", {"window": (2, 3), "stride": 1, "baseline": -0.5}),
         ("integrated_gradients", {"baseline": 0.2}),
     ],
 )
