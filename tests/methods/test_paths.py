@@ -210,7 +210,8 @@ def assert_equals_the_fixed_rule_at_the_chosen_steps(model, inputs, target, auto
 def test_ig_auto_is_exact_on_a_quadratic_with_the_trapezoid_at_its_first_level(make_inputs):
     model, x = Quadratic(6).eval(), make_inputs(4, 6)
     maps, info = taylorlens.attribute(model, x, None, "integrated_gradients", steps="auto", return_info=True)
-    # steps="auto" uses the trapezoid unless a rule is given. The gradient is linear along the path: the trapezoid rule is exact with its first 5 nodes.
+    # steps="auto" uses the trapezoid unless a rule is given. The gradient is linear along the path: the
+    # trapezoid rule is exact with its first 5 nodes.
     torch.testing.assert_close(maps, model.integrated_gradients(x))
     assert info.steps.tolist() == [5, 5, 5, 5] and info.converged.all() and (info.gap < 1e-12).all()
     assert info.points == 20 and info.points_by_pass == {"gradient": 20}
