@@ -73,7 +73,7 @@ def bert_case(count: int) -> tuple[nn.Module, Tensor, dict]:
 #: name -> (title, make(count), default samples, ladder end).
 CASES = {
     "digits": ("digit CNN (digits_cnn_relu, 1x8x8)", digits_case, 32, 512),
-    "photos": ("EfficientNet-Lite0, bundled photos 3x224x224", photos_case, 2, 256),
+    "photos": ("EfficientNet-Lite0, bundled photos 3x224x224", photos_case, 2, 128),
     "bert": ("random BERT (2 layers, hidden 64, seq 32) at the word embeddings", bert_case, 8, 512),
 }
 
