@@ -10,6 +10,7 @@ from taylorlens import metrics as metrics  # taylorlens.metrics.*
 from taylorlens import taylor as taylor  # registers the "taylor" method
 from taylorlens.engine import AttributionInputError, UnsupportedModelError, sum_over
 from taylorlens.methods import (
+    AttributionInfo,
     Deconvnet,
     DeepLift,
     EpsilonLRP,
@@ -33,7 +34,7 @@ from taylorlens.methods.words import word_attributions
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttributionInputError", "Deconvnet", "DeepLift", "EpsilonLRP", "ExpectedGradients", "Gradient",
+    "AttributionInfo", "AttributionInputError", "Deconvnet", "DeepLift", "EpsilonLRP", "ExpectedGradients", "Gradient",
     "GradientXInput", "GuidedBackprop", "IntegratedGradients", "InteriorGradients", "Method", "Occlusion",
     "Saliency", "SmoothGrad", "SmoothTaylor", "UnsupportedModelError", "attribute", "explain_generation",
     "methods", "sum_over", "word_attributions",

@@ -303,6 +303,12 @@ METRICS: dict[str, Reference] = {
         "metrics/test_infidelity.py", "test_infidelity_matches_its_definition_for_a_nonlinear_model"),
     "road": elsewhere(
         "metrics/test_road.py", "test_noisy_linear_imputation_matches_a_dense_per_pixel_solve_including_borders"),
+    "data_randomization_test": elsewhere(
+        "metrics/test_randomization.py",
+        "test_data_randomization_of_linear_models_is_the_rank_correlation_of_their_weights",
+    ),
+    "scaling_path": elsewhere(
+        "metrics/test_saturation.py", "test_scaling_path_of_a_linear_model_is_linear_in_alpha_and_its_softmax_matches"),
     "randomization_test": elsewhere(
         "metrics/test_randomization.py", "test_randomization_test_matches_quantus_mprt"),
     "average_total_variation": elsewhere(

@@ -115,17 +115,25 @@ def inputs_points(inputs: Tensor, reference: Tensor | None = None) -> Points:
 
 
 def run_chunks(
-    request: Request, points: Points, kind: str, evaluate: Callable[[Tensor, Tensor], Chunk], group: int = 1
+    request: Request,
+    points: Points,
+    kind: str,
+    evaluate: Callable[[Tensor, Tensor], Chunk],
+    group: int = 1,
+    copies: int = 1,
 ) -> Iterator[Chunk]:
     """Evaluate ``points`` chunk by chunk; the chunk size is measured with ``evaluate`` itself.
 
     With ``group > 1`` the pairs are visited group by group (the ``group`` samples of one input next to each
-    other for each variant) and chunks hold whole groups.
+    other for each variant) and chunks hold whole groups. Every chunk is counted in the open tallies
+    (:func:`~taylorlens.engine.pass_clock.tally`) as ``copies`` points per pair (2 when references share
+    the batch).
     """
     device = points.inputs.device
 
     def first_point_repeated(size: int) -> Chunk:
         zeros = torch.zeros(size, dtype=torch.long, device=device)
+        CLOCK.count_measuring(size * copies)
         return evaluate(zeros, zeros)
 
     size = chunk_size(request.call.model, points.inputs[0], points.total, kind, first_point_repeated,
@@ -138,7 +146,10 @@ def run_chunks(
         else:  # flat = ((input * variants) + variant) * group + member
             rest = flat // group
             sample, variant = (rest // points.variants) * group + flat % group, rest % points.variants
-        yield CLOCK.timed(evaluate, sample, variant)
+        chunk = CLOCK.timed(evaluate, sample, variant)
+        rows = request.rows[sample]
+        CLOCK.count(kind, rows if copies == 1 else rows.repeat(copies))
+        yield chunk
 
 
 def forward(request: Request, points: Points) -> Tensor:
@@ -185,7 +196,7 @@ def gradient_chunks(request: Request, points: Points, rule: Rule | RuleSelector 
         return Chunk(sample, variant, batch, outputs, grads)
 
     kind = "gradient" if rule is None else f"gradient:{rule.name}"
-    yield from run_chunks(request, points, kind, evaluate, group)
+    yield from run_chunks(request, points, kind, evaluate, group, copies=2 if paired else 1)
 
 
 def gradients(
@@ -209,10 +220,19 @@ def gradient_sum(
     ``weight`` maps a chunk to a tensor broadcastable to its gradients (a per-variant quadrature weight,
     ``x - baseline``, ``-eps / R``, ...). This is the shape of every path, smoothing and Taylor method.
     """
+    return gradient_sum_and_outputs(request, points, weight, rule)[0]
+
+
+def gradient_sum_and_outputs(
+    request: Request, points: Points, weight: Callable[[Chunk], Tensor], rule: Rule | None = None
+) -> tuple[Tensor, Tensor]:
+    """:func:`gradient_sum` and the explained outputs at every point, ``(B, variants)``."""
     total = torch.zeros_like(points.inputs)
+    values = torch.empty(points.total, dtype=points.inputs.dtype, device=points.inputs.device)
     for chunk in gradient_chunks(request, points, rule):
         total.index_add_(0, chunk.sample, weight(chunk) * chunk.grads)
-    return total
+        values[chunk.sample * points.variants + chunk.variant] = chunk.outputs.to(values.dtype)
+    return total, values.view(points.samples, points.variants)
 
 
 def nonlinearities(request: Request, points: Points, rule: Rule | RuleSelector) -> int:

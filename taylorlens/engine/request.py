@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -39,6 +39,7 @@ from taylorlens.engine.layout import Layout
 from taylorlens.engine.model_call import ModelCall, check_output, split_kwargs
 from taylorlens.engine.model_state import frozen
 from taylorlens.engine.modified_gradients import Rule, RuleSelector
+from taylorlens.engine.pass_clock import CLOCK
 from taylorlens.engine.passes import Builder, Chunk, Points
 from taylorlens.engine.targets import resolve_targets
 
@@ -55,7 +56,8 @@ class Request:
     """What to explain: ``call`` at the explained ``inputs`` (batch, ...) for ``targets`` (batch,) or None.
 
     ``rows[i]`` is the user's sample that sample ``i`` comes from; ``group`` consecutive samples share one
-    user sample and differ only in their target (several targets per input).
+    user sample and differ only in their target (several targets per input). ``notes`` holds what a method
+    reports per sample besides its attributions (:meth:`note`); derived requests share it.
     """
 
     call: ModelCall
@@ -64,6 +66,7 @@ class Request:
     rows: Tensor
     batch_size: int | None = None
     group: int = 1
+    notes: dict[str, Tensor] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -127,13 +130,14 @@ class Request:
         if inputs.shape[0] != self.batch * times:
             raise ValueError(f"repeated inputs must hold {self.batch * times} samples, got {inputs.shape[0]}")
         targets = None if self.targets is None else self.targets.repeat_interleave(times)
-        return Request(self.call, inputs, targets, self.rows.repeat_interleave(times), self.batch_size)
+        return Request(self.call, inputs, targets, self.rows.repeat_interleave(times), self.batch_size,
+                       notes=self.notes)
 
     def subset(self, index: Tensor, inputs: Tensor | None = None) -> Request:
         """The request for the samples ``index`` (and optionally other explained values for them)."""
         inputs = self.inputs[index] if inputs is None else inputs.detach()
         targets = None if self.targets is None else self.targets[index]
-        return Request(self.call, inputs, targets, self.rows[index], self.batch_size)
+        return Request(self.call, inputs, targets, self.rows[index], self.batch_size, notes=self.notes)
 
     # --- options in the explained space ---------------------------------------------------------------
     def broadcast(self, value: Any, name: str = "baseline") -> Tensor:
@@ -171,6 +175,15 @@ class Request:
         parts = call.user_inputs(self.rows)
         return (parts if len(parts) > 1 else parts[0]), self.targets, options
 
+    def note(self, **per_sample: Tensor) -> None:
+        """Record per-sample values ``(batch,)`` that a method reports with its attributions (steps used,
+        final error, ...): ``attribute(..., return_info=True)`` returns them in the info's ``details``."""
+        for name, value in per_sample.items():
+            value = torch.as_tensor(value).detach()
+            if value.shape[:1] != (self.batch,):
+                raise ValueError(f"note {name!r} needs one value per sample ({self.batch}), got {tuple(value.shape)}")
+            self.notes[name] = value
+
     @contextmanager
     def model_frozen(self) -> Iterator[None]:
         with frozen(self.call.model):
@@ -199,6 +212,12 @@ class Request:
     def nonlinearities(self, points: Points, rule: Rule | RuleSelector) -> int:
         """How many elementwise nonlinearities ``rule`` modifies in one forward pass (of the first point)."""
         return passes.nonlinearities(self, points, rule)
+
+    def gradient_sum_and_outputs(
+        self, points: Points, weight: Callable[[Chunk], Tensor], rule: Rule | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`gradient_sum` and the explained outputs at every point, ``(batch, variants)``."""
+        return passes.gradient_sum_and_outputs(self, points, weight, rule)
 
     def hvp_chunks(self, points: Points, directions: Builder) -> Iterator[HessianChunk]:
         """Chunks with outputs, gradients and Hessian-vector products ``H v`` at every point."""
@@ -265,6 +284,7 @@ def _layer_value(call: ModelCall, site: LayerSite, rows: Tensor, batch_size: int
             seen: list = []
             with site.capture(seen):
                 call.on_user_inputs(chunk)
+            CLOCK.count("forward", chunk)
             values.append(site.chosen(seen, chunk.shape[0]).detach())
     value = torch.cat(values)
     check_finite(value, f"the {site.side} of layer {site.name!r}")

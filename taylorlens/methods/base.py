@@ -8,21 +8,70 @@ and a ``compute(request, **options)`` that sends its model passes through the en
 How the model is called (``batch_size``, ``layer``, ``layer_side``, ``layer_call``, ``forward_kwargs``,
 ``output``) is accepted by every method and goes to :meth:`Request.build`, never to ``compute``: a method
 works on one explained tensor whatever the model takes.
+
+``attribute(..., return_info=True)`` returns ``(attributions, info)``: an :class:`AttributionInfo` with the
+points (model evaluations) the call spent, counted by the engine for every method, and the per-sample values
+a method reports (:meth:`Request.note`, e.g. the steps and completeness gap of ``integrated_gradients`` with
+``steps="auto"``).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from torch import Tensor
 
 from taylorlens.engine import MODEL_OPTIONS, Request
 from taylorlens.engine.checks import check_options
+from taylorlens.engine.pass_clock import tally
 
 #: Options every method accepts: they say how the model is called and go to ``Request.build``.
 COMMON_OPTIONS: dict[str, Any] = {"batch_size": None, **MODEL_OPTIONS}
+
+
+@dataclass(frozen=True)
+class AttributionInfo:
+    """What one ``attribute(..., return_info=True)`` call spent, and what its method reports per sample.
+
+    * ``points``: model evaluations the result needed, over the whole batch (forward, gradient and
+      Hessian-vector points; DeepLIFT's references count, as they go through the model with the points;
+      the T targets of one input sharing a forward pass count T times). ``passes`` is the same number.
+    * ``points_by_pass``: the same by pass kind, e.g. ``{"forward": 4, "gradient": 200}``.
+    * ``points_per_sample``: ``(B,)`` points per input sample.
+    * ``measuring_points``: extra evaluations spent timing chunk sizes (the first time a model meets a
+      point shape; zero with ``batch_size=``), not part of ``points``.
+    * ``model_calls``: chunks sent to the model (measuring included); ``seconds``: wall time inside them.
+    * ``details``: per-sample values ``(B,)`` (``(B, T)`` for T targets per sample) reported by the method;
+      they also read as attributes and items: ``info.steps``, ``info["gap"]``.
+    """
+
+    method: str
+    points: int
+    points_by_pass: dict[str, int]
+    points_per_sample: Tensor
+    measuring_points: int
+    model_calls: int
+    seconds: float
+    details: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def passes(self) -> int:
+        """Model evaluations spent (the same as ``points``)."""
+        return self.points
+
+    def __getattr__(self, name: str) -> Tensor:
+        details = self.__dict__.get("details", {})
+        if name in details:
+            return details[name]
+        raise AttributeError(f"{type(self).__name__} has no {name!r} (details: {', '.join(details) or 'none'})")
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.details:
+            return self.details[name]
+        return getattr(self, name)
 
 
 class Method:
@@ -62,19 +111,42 @@ class Method:
         """Every accepted option with its default."""
         return {**COMMON_OPTIONS, **cls.options}
 
-    def attribute(self, inputs: Any, target: Any = None, **options: Any) -> Any:
+    def attribute(self, inputs: Any, target: Any = None, *, return_info: bool = False, **options: Any) -> Any:
         """Attributions for a batch ``inputs`` (B, ...) and ``target`` (int, B ints, (B, T) ints, or None).
 
         Returns a tensor of the explained variable's shape (the inputs', or the layer's with ``layer=``),
         dtype and device; ``(B, T, ...)`` for T targets per sample; a tuple for a tuple of inputs. Methods
-        that stack several maps, such as interior gradients, add a leading dimension.
+        that stack several maps, such as interior gradients, add a leading dimension. With
+        ``return_info=True``: ``(attributions, info)``, ``info`` an :class:`AttributionInfo`.
         """
+        if not isinstance(return_info, bool):
+            raise TypeError(f"return_info must be True or False, got {return_info!r}")
         chosen = self.resolve({**self.defaults, **options})
         calling = {key: chosen.pop(key) for key in COMMON_OPTIONS}
-        request = Request.build(self.model, inputs, target, **calling)
-        with request.model_frozen():
-            values = self.compute(request, **chosen)
-        return request.result(values.to(dtype=request.inputs.dtype, device=request.inputs.device))
+        with tally() as spent:
+            request = Request.build(self.model, inputs, target, **calling)
+            with request.model_frozen():
+                values = self.compute(request, **chosen)
+        result = request.result(values.to(dtype=request.inputs.dtype, device=request.inputs.device))
+        return (result, self._info(request, spent)) if return_info else result
+
+    def _info(self, request: Request, spent: Any) -> AttributionInfo:
+        per_input = request.batch // request.group
+        details = {
+            name: value.reshape(per_input, request.group, *value.shape[1:]) if request.group > 1 else value
+            for name, value in request.notes.items()
+            if value.shape[0] == request.batch
+        }
+        return AttributionInfo(
+            method=self.name,
+            points=sum(spent.points.values()),
+            points_by_pass=dict(spent.points),
+            points_per_sample=spent.per_sample(request.call.batch),
+            measuring_points=spent.measuring_points,
+            model_calls=spent.model_calls,
+            seconds=spent.seconds,
+            details=details,
+        )
 
     def run(self, request: Request, **options: Any) -> Tensor:
         """The method on a request that is already built (a wrapper's derived request, such as SmoothGrad's

@@ -79,6 +79,16 @@ class Windows:
             result = part if result is None else result * part
         return result
 
+    def inside(self, index: Tensor) -> Tensor:
+        """Boolean masks ``(n, ...)`` of the windows ``index``: :meth:`mask` without its float products."""
+        counts = [m.shape[0] for m in self.masks]
+        rank = len(self.masks)
+        result = None
+        for dim, (mask, sub) in enumerate(zip(self.masks, torch.unravel_index(index, counts), strict=True)):
+            part = mask[sub].bool().view(index.shape[0], *(1,) * dim, mask.shape[1], *(1,) * (rank - dim - 1))
+            result = part if result is None else result & part
+        return result
+
     def average(self, values: Tensor) -> Tensor:
         """Per-window values ``(B, count)`` spread to the features: the mean over the windows covering each."""
         coverage = self._spread(torch.ones_like(values[:1]))
@@ -121,10 +131,12 @@ class Occlusion(Method):
         x = request.inputs
         windows = Windows.of(x, window, stride)
         fill = request.broadcast(baseline)
+        number = isinstance(baseline, int | float) and not isinstance(baseline, bool)
 
         def build(sample: Tensor, variant: Tensor) -> Tensor:
-            occluded = windows.mask(variant)
-            return x[sample] * (1 - occluded) + fill[sample] * occluded
+            # One select over the chunk (a number needs no per-point copy of the fill): the points are the
+            # inputs with each window replaced, as x * (1 - mask) + fill * mask but with one full-size pass.
+            return torch.where(windows.inside(variant), float(baseline) if number else fill[sample], x[sample])
 
         occluded_outputs = request.forward(Points(x, windows.count, build))
         return windows.average(request.outputs()[:, None] - occluded_outputs)

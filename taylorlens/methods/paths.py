@@ -5,10 +5,18 @@ Integrated Gradients (Sundararajan et al. 2017; IG paper Sec. 3; SmoothTaylor pa
 rule (default ``riemann_right``, Eq. 2). With random baselines (``baseline="uniform"``) the result is the
 average over ``n_baselines`` of them (SmoothTaylor paper, Eq. 3). Completeness:
 ``sum_i IG_i = f(x) - f(z)`` up to the quadrature error.
+
+``steps="auto"`` chooses the steps per sample from that error: the IG paper (Sec. 3) checks completeness to
+pick the number of steps ("20 to 300 steps"); here the steps of a nested rule double, per sample and reusing
+every gradient computed so far, until the relative completeness gap
+``|sum_i IG_i - (f(x) - f(z))| / |f(x) - f(z)|`` is at most ``tolerance`` or the next level would exceed
+``max_steps`` (:func:`adaptive_integrated_gradients`).
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 import torch
@@ -22,7 +30,7 @@ from taylorlens.engine.checks import (
     check_positive_int,
 )
 from taylorlens.methods.base import Method
-from taylorlens.methods.quadrature import quadrature
+from taylorlens.methods.quadrature import NESTED_RULES, nested_count, nested_nodes, quadrature
 from taylorlens.methods.registry import register
 
 
@@ -64,6 +72,84 @@ def integrated_gradients(
     return request.gradient_sum(points, weight)
 
 
+#: Intervals of the first level of ``steps="auto"`` (fewer when ``max_steps`` allows fewer nodes).
+FIRST_INTERVALS = 4
+
+
+def adaptive_integrated_gradients(
+    request: Request, starts: Tensor, rule: str, tolerance: float, max_steps: int
+) -> Tensor:
+    """IG with the steps doubled per sample until completeness holds to ``tolerance`` (``steps="auto"``).
+
+    Level ``L`` evaluates the nodes that the nested ``rule`` on ``M = 4 * 2^L`` intervals adds to those of
+    ``M / 2`` (:func:`~taylorlens.methods.quadrature.nested_nodes`), for the samples whose relative
+    completeness gap (IG paper, Sec. 3, Proposition 1) is still above ``tolerance``; a sample stops when its
+    gap is at most ``tolerance`` or when the next level would need more than ``max_steps`` nodes per path.
+    ``f(x)`` and ``f(z)`` come from the trapezoid's end nodes, or from forward passes for the Riemann rules
+    (one per start for ``riemann_right``, one per sample for ``riemann_left``). With several starts (noise
+    baselines) the gap is that of their average. Reports ``steps`` (nodes per path), ``gap`` and
+    ``converged`` per sample through :meth:`Request.note`.
+    """
+    x, batch, n_starts = request.inputs, request.batch, starts.shape[1]
+    intervals = FIRST_INTERVALS
+    while intervals > 1 and nested_count(rule, intervals) > max_steps:
+        intervals //= 2
+    total = torch.zeros_like(x)  # sum over evaluated nodes of c_k (x - z) grad f / n_starts
+    used = torch.zeros(batch, dtype=torch.long, device=x.device)  # intervals per sample
+    gap = torch.full((batch,), math.inf, dtype=x.dtype, device=x.device)
+    active, previous, delta, scale = torch.arange(batch, device=x.device), 0, None, None
+    while True:
+        alphas, factors = nested_nodes(rule, intervals, previous, x.dtype, x.device)
+        part = request if active.shape[0] == batch else request.subset(active)
+        points = PathPoints(part.inputs, starts[active], alphas)
+
+        def weight(chunk: Any, part: Request = part, points: PathPoints = points, factors: Tensor = factors) -> Tensor:
+            start = points.start(chunk.sample, chunk.variant)
+            return points.shaped(factors[points.node(chunk.variant)]) * (part.inputs[chunk.sample] - start) / n_starts
+
+        sums, outputs = part.gradient_sum_and_outputs(points, weight)
+        total[active] += sums
+        used[active] = intervals
+        if delta is None:
+            delta, scale = _path_delta(request, starts, alphas, outputs)
+        sums = total[active].flatten(1).sum(1) / intervals
+        gap[active] = (sums - delta[active]).abs() / scale[active]
+        active = active[gap[active] > tolerance]
+        if active.numel() == 0 or nested_count(rule, 2 * intervals) > max_steps:
+            break
+        previous, intervals = intervals, 2 * intervals
+    converged = gap <= tolerance
+    request.note(steps=nested_count(rule, used), gap=gap, converged=converged)
+    if not converged.all():
+        warnings.warn(
+            f"integrated_gradients(steps='auto'): {int((~converged).sum())} of {batch} samples did not reach "
+            f"tolerance={tolerance} within max_steps={max_steps} (largest gap {gap.max().item():.3g}); raise "
+            "max_steps, or see each sample's gap with return_info=True",
+            stacklevel=4,
+        )
+    return total / used.to(x.dtype).view(-1, *(1,) * (x.dim() - 1))
+
+
+def _path_delta(request: Request, starts: Tensor, alphas: Tensor, outputs: Tensor) -> tuple[Tensor, Tensor]:
+    """``f(x) - mean_n f(z_n)`` per sample and the scale that makes the gap relative (``|delta|``, floored
+    at float resolution so that ``f(x) = f(z)`` does not divide by zero). ``outputs`` (B, N * K) are the
+    first level's outputs at ``alphas`` (K,); end points that are not nodes get forward passes."""
+    values = outputs.view(request.batch, starts.shape[1], alphas.shape[0])
+    ends = []
+    for end in (0.0, 1.0):
+        hit = torch.nonzero(alphas == end).flatten()
+        if hit.numel():
+            ends.append(values[:, :, hit[0]])
+        elif end == 1.0:
+            ends.append(request.outputs()[:, None])
+        else:
+            ends.append(request.forward(PathPoints(request.inputs, starts, alphas.new_zeros(1))))
+    at_start, at_input = ends
+    delta = at_input.mean(1) - at_start.mean(1)
+    resolution = 16 * torch.finfo(delta.dtype).eps * (at_input.abs().mean(1) + at_start.abs().mean(1))
+    return delta, torch.maximum(delta.abs(), resolution).clamp(min=torch.finfo(delta.dtype).tiny)
+
+
 def expected_baselines(
     x: Tensor, references: Tensor | None, sigma: float | None, n_samples: int, generator: torch.Generator
 ) -> Tensor:
@@ -91,8 +177,15 @@ class IntegratedGradients(Method):
     """Integrated Gradients with a Riemann/trapezoid/Gauss-Legendre rule and optional noise baselines.
 
     Options: ``baseline`` (number, tensor broadcastable to the inputs, or ``"uniform"`` for noise in
-    ``[low, high]``), ``steps`` (50), ``rule`` (``"riemann_right"``), ``n_baselines`` (1), ``low`` (0.0),
-    ``high`` (1.0), ``seed``.
+    ``[low, high]``), ``steps`` (50, or ``"auto"``), ``rule`` (``"riemann_right"``), ``n_baselines`` (1),
+    ``low`` (0.0), ``high`` (1.0), ``seed``.
+
+    ``steps="auto"`` (:func:`adaptive_integrated_gradients`) doubles the steps of a nested ``rule`` per
+    sample until the relative completeness gap is at most ``tolerance`` (1e-2), with at most ``max_steps``
+    (1025) nodes per path; ``tolerance`` and ``max_steps`` are ignored for a fixed ``steps``. Its rule is
+    ``"trapezoid"`` unless ``rule`` is given (error O(1/M^2) on smooth paths, exact on quadratic models;
+    ``"riemann_right"`` and ``"riemann_left"`` also nest, with error O(1/M)).
+    ``attribute(..., return_info=True)`` reports ``steps``, ``gap`` and ``converged`` per sample.
     """
 
     name = "integrated_gradients"
@@ -100,15 +193,43 @@ class IntegratedGradients(Method):
     principles = {"low_approximation_error": "full", "correct_assignment": "full", "unbiased_baseline": "no"}
     options = {
         "baseline": 0.0, "steps": 50, "rule": "riemann_right", "n_baselines": 1,
-        "low": 0.0, "high": 1.0, "seed": None,
+        "low": 0.0, "high": 1.0, "seed": None, "tolerance": 1e-2, "max_steps": 1025,
     }
 
-    def compute(self, request: Request, baseline: Any, steps: int, rule: str, n_baselines: int,
-                low: float, high: float, seed: int | None) -> Tensor:
+    def resolve(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The documented defaults, except that ``steps="auto"`` uses the trapezoid unless ``rule`` is given."""
+        chosen = super().resolve(options)
+        if chosen["steps"] == "auto" and "rule" not in options:
+            chosen["rule"] = "trapezoid"
+        return chosen
+
+    def compute(self, request: Request, baseline: Any, steps: int | str, rule: str, n_baselines: int,
+                low: float, high: float, seed: int | None, tolerance: float, max_steps: int) -> Tensor:
         x = request.inputs
+        if steps == "auto":
+            _check_auto(rule, tolerance, max_steps)
+            starts = draw_baselines(request, baseline, n_baselines, low, high, seed)
+            return adaptive_integrated_gradients(request, starts, rule, float(tolerance), max_steps)
+        if isinstance(steps, str):
+            raise AttributionInputError(f"steps must be a positive integer or 'auto', got {steps!r}")
         alphas, weights = quadrature(rule, steps, x.dtype, x.device)
         starts = draw_baselines(request, baseline, n_baselines, low, high, seed)
+        request.note(steps=torch.full((request.batch,), steps, dtype=torch.long))
         return integrated_gradients(request, starts, alphas, weights)
+
+
+def _check_auto(rule: str, tolerance: Any, max_steps: Any) -> None:
+    """The options of ``steps="auto"``: a nested rule, ``tolerance`` > 0, ``max_steps`` >= 2."""
+    if rule not in NESTED_RULES:
+        raise AttributionInputError(
+            f"steps='auto' needs a nested rule (one whose nodes at 2M intervals contain those at M, so that "
+            f"earlier gradients are reused): {', '.join(map(repr, NESTED_RULES))}; got rule={rule!r}"
+        )
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0 < tolerance < math.inf:
+        raise AttributionInputError(
+            f"tolerance must be a finite number > 0 (the relative completeness gap to reach), got {tolerance!r}"
+        )
+    check_positive_int("max_steps", max_steps, minimum=2)
 
 
 @register

@@ -65,13 +65,20 @@ def methods() -> dict[str, MethodInfo]:
 
 
 def attribute(
-    model: Callable, inputs: Tensor, target: Any = None, method: str = "integrated_gradients", **options: Any
-) -> Tensor:
+    model: Callable,
+    inputs: Tensor,
+    target: Any = None,
+    method: str = "integrated_gradients",
+    *,
+    return_info: bool = False,
+    **options: Any,
+) -> Any:
     """Attribute ``model``'s output ``target`` to every feature of the batch ``inputs``.
 
     ``model`` maps ``(B, ...)`` to ``(B, C)`` or ``(B,)``; ``target`` is an int, B ints, or None for
     ``(B,)`` outputs. Returns a tensor of the inputs' shape, dtype and device. See ``taylorlens.methods()``
-    for the method names and their options.
+    for the method names and their options. ``return_info=True`` returns ``(attributions, info)``, ``info``
+    a :class:`~taylorlens.methods.base.AttributionInfo` (points spent, per-sample details).
     """
     cls = method_class(method)
-    return cls(model).attribute(inputs, target, **options)
+    return cls(model).attribute(inputs, target, return_info=return_info, **options)

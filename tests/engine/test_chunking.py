@@ -55,3 +55,18 @@ def test_big_points_are_capped_by_memory():
     size = chunking.chunk_size(model, example, 1000, "forward", runs.append)
     assert size * example.numel() * 4 <= chunking.MAX_CHUNK_BYTES
     assert max(runs) * example.numel() * 4 <= chunking.MAX_CHUNK_BYTES
+
+
+def test_few_big_points_are_measured_with_small_candidates_too():
+    # 64 points of 3x224x224 are 38 MB: not a small job; such points also try chunks of 2 and 4.
+    example = torch.zeros(3, 224, 224)
+    runs = []
+
+    def fresh_model(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    size = chunking.chunk_size(fresh_model, example, chunking.SMALL_JOB, "forward", runs.append)
+    assert runs and runs[0] == chunking.LARGE_POINT_CANDIDATES[0] and size <= chunking.SMALL_JOB
+    # A handful of them (under SMALL_JOB_BYTES) still goes in one pass.
+    runs.clear()
+    assert chunking.chunk_size(fresh_model, example, 4, "gradient", runs.append) == 4 and runs == []

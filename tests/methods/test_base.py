@@ -93,3 +93,47 @@ def test_seed_does_not_touch_the_global_random_state(make_mlp, make_inputs):
     state = torch.random.get_rng_state()
     taylorlens.attribute(model, x, 1, "smoothgrad", n_samples=3, seed=1)
     assert torch.equal(state, torch.random.get_rng_state())
+
+
+class CountingModel(nn.Module):
+    """Counts the points (rows) and the calls that reach the wrapped model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.rows, self.calls = model, 0, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows, self.calls = self.rows + x.shape[0], self.calls + 1
+        return self.model(x)
+
+
+@pytest.mark.parametrize("method", sorted(FAST_OPTIONS))
+def test_return_info_counts_every_point_that_reaches_the_model(make_cnn, make_inputs, method):
+    model = CountingModel(make_cnn(nn.ReLU, pool="max"))
+    x = make_inputs(3, 2, 6, 6)
+    plain = taylorlens.attribute(model, x, torch.tensor([0, 2, 1]), method, batch_size=7, **FAST_OPTIONS[method])
+    model.rows = model.calls = 0
+    maps, info = taylorlens.attribute(model, x, torch.tensor([0, 2, 1]), method, batch_size=7, return_info=True,
+                                      **FAST_OPTIONS[method])
+    torch.testing.assert_close(maps, plain)
+    assert isinstance(info, taylorlens.AttributionInfo) and info.method == method
+    assert info.points == info.passes == sum(info.points_by_pass.values()) == model.rows > 0
+    assert info.model_calls == model.calls and info.measuring_points == 0
+    assert info.points_per_sample.shape == (3,) and int(info.points_per_sample.sum()) == info.points
+    assert info.seconds >= 0
+
+
+def test_return_info_counts_measuring_apart_and_reads_details_as_attributes(make_mlp, make_inputs):
+    model = CountingModel(make_mlp(nn.Tanh, sizes=(5, 7, 3), seed=11))  # a fresh model: chunk sizes are measured
+    maps, info = taylorlens.attribute(model, make_inputs(8, 5), 0, "integrated_gradients", steps=40,
+                                      return_info=True)
+    assert info.points == 320 and info.points_per_sample.tolist() == [40] * 8
+    assert info.measuring_points > 0 and model.rows == info.points + info.measuring_points
+    assert info.steps.tolist() == [40] * 8 and info["steps"] is info.steps
+    with pytest.raises(AttributeError, match="details: steps"):
+        _ = info.gap
+
+
+def test_return_info_must_be_a_bool(make_mlp, make_inputs):
+    with pytest.raises(TypeError, match="return_info must be True or False"):
+        taylorlens.attribute(make_mlp(), make_inputs(2, 5), 0, "gradient", return_info="yes")

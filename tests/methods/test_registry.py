@@ -14,7 +14,7 @@ EXPECTED_DEFAULTS = {
     "saliency": {},
     "gradient_x_input": {},
     "integrated_gradients": {"baseline": 0.0, "steps": 50, "rule": "riemann_right", "n_baselines": 1,
-                             "low": 0.0, "high": 1.0, "seed": None},
+                             "low": 0.0, "high": 1.0, "seed": None, "tolerance": 1e-2, "max_steps": 1025},
     "expected_gradients": {"references": None, "sigma": None, "n_samples": 50, "seed": None},
     "interior_gradients": {"alphas": None, "baseline": 0.0},
     "deeplift": {"baseline": 0.0},
