@@ -21,6 +21,7 @@ from taylorlens.zoo.imagenet_samples import imagenet_samples
 from taylorlens.zoo.imdb import imdb_vocabulary, tokenize_reviews
 from taylorlens.zoo.loading import (
     CorruptCacheWarning,
+    StaleCacheWarning,
     accuracy,
     build,
     cache_directory,
@@ -34,6 +35,7 @@ from taylorlens.zoo.wheels import WheelChecksumError
 __all__ = [
     "BoxedImages",
     "CorruptCacheWarning",
+    "StaleCacheWarning",
     "DeprecatedModelNameWarning",
     "MissingDataError",
     "ModelInfo",

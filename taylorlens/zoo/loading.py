@@ -7,6 +7,8 @@ object is ever unpickled) and ``<name>.json`` (test accuracy, seed, recipe, trai
 A cache file that cannot be read (truncated, corrupt, or from an older architecture) is derived data, so it is
 not an error: ``load`` emits a ``CorruptCacheWarning`` naming the file and retrains, overwriting it. Files are
 written to a temporary name and renamed, so an interrupted run never leaves a half-written cache file.
+A cache trained with another recipe than the registry's (the recipe changed in a new release) is stale:
+``load`` emits a ``StaleCacheWarning`` naming both recipes and retrains.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class CorruptCacheWarning(UserWarning):
     """A cached state dict could not be loaded and the model is being retrained."""
 
 
+class StaleCacheWarning(UserWarning):
+    """The cached model was trained with another recipe than the registry's and is being retrained."""
+
+
 def build(name: str) -> nn.Module:
     """The untrained architecture of zoo model ``name`` (freshly initialised, train mode)."""
     return model_info(name).build()
@@ -68,7 +74,7 @@ def load(
     if not info.trainable:
         raise MissingDataError(f"cannot load trained {name!r}: {UNAVAILABLE_DATASETS[info.dataset]}")
     weights_path, record_path = _cache_paths(info, cache_dir)
-    model = None if retrain else _load_cached(info, weights_path)
+    model = None if retrain or _is_stale(info, record_path) else _load_cached(info, weights_path)
     if model is None or not record_path.is_file():
         model = _train_and_cache(info, weights_path, record_path)
     return model.to(device).eval()
@@ -94,6 +100,25 @@ def training_record(name: str, *, cache_dir: str | Path | None = None) -> dict:
 def _cache_paths(info: ModelInfo, cache_dir: str | Path | None) -> tuple[Path, Path]:
     directory = cache_directory(cache_dir)
     return directory / f"{info.name}.pt", directory / f"{info.name}.json"
+
+
+def _is_stale(info: ModelInfo, record_path: Path) -> bool:
+    """True (with a ``StaleCacheWarning``) when the record names another recipe than the registry's."""
+    try:
+        recorded = json.loads(record_path.read_text()).get("recipe")
+    except (OSError, ValueError, AttributeError):
+        return False  # no record, or an unreadable one: handled as a missing record
+    current = json.loads(json.dumps(asdict(info.recipe)))  # tuples as lists, as in the record
+    if recorded is None or recorded == current:
+        return False
+    changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+    warnings.warn(
+        f"cached {info.name!r} in {record_path.parent} was trained with another recipe "
+        f"({', '.join(f'{k}: {recorded.get(k)!r} -> {current.get(k)!r}' for k in changed)}); retraining it",
+        StaleCacheWarning,
+        stacklevel=3,
+    )
+    return True
 
 
 def _load_cached(info: ModelInfo, weights_path: Path) -> nn.Module | None:

@@ -282,7 +282,7 @@ _IMDB_MODELS = [
         paper=f"{ANCONA}.4 IMDB LSTM",
         paper_accuracy=0.873,
         build=ImdbLSTM,
-        recipe=TextClassifierRecipe(epochs=3),
+        recipe=TextClassifierRecipe(epochs=6, patience=2, gradient_clip=1.0),
     ),
     ModelInfo(
         name="imdb_language_model",

@@ -1,12 +1,12 @@
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 
 from taylorlens import zoo
 from taylorlens.zoo.datasets import MissingDataError
-from taylorlens.zoo.loading import CorruptCacheWarning
+from taylorlens.zoo.loading import CorruptCacheWarning, StaleCacheWarning
 from taylorlens.zoo.registry import model_info
 from taylorlens.zoo.training import shuffled_labels, train_classifier
 from taylorlens.zoo.training import test_accuracy as measured_accuracy
@@ -109,6 +109,22 @@ def test_cache_from_another_architecture_is_treated_as_corrupt(tmp_path):
     torch.save({"weight": torch.zeros(3)}, tmp_path / "digits_poly.pt")
     with pytest.warns(CorruptCacheWarning, match="Missing key"):
         zoo.load("digits_poly", cache_dir=tmp_path)
+
+
+def test_cache_trained_with_another_recipe_is_stale_and_retrained(tmp_path):
+    reference = zoo.load("digits_poly", cache_dir=tmp_path)
+    record_path = tmp_path / "digits_poly.json"
+    record = json.loads(record_path.read_text())
+    record["recipe"]["epochs"] += 1
+    record_path.write_text(json.dumps(record))
+    torch.save({key: torch.zeros_like(value) for key, value in reference.state_dict().items()},
+               tmp_path / "digits_poly.pt")
+    with pytest.warns(StaleCacheWarning, match=r"epochs: \d+ -> \d+"):
+        retrained = zoo.load("digits_poly", cache_dir=tmp_path)
+    expected = reference.state_dict()
+    assert all(torch.equal(expected[key], value) for key, value in retrained.state_dict().items())
+    current = json.loads(json.dumps(asdict(model_info("digits_poly").recipe)))
+    assert json.loads(record_path.read_text())["recipe"] == current
 
 
 def test_retrain_overwrites_the_cache(tmp_path):
