@@ -58,20 +58,33 @@ class LayerSite:
         return cls(modules[layer], layer, side, call)
 
     @contextmanager
-    def capture(self, store: list) -> Iterator[None]:
-        """Append the layer's value (output or first input) of every call inside the block to ``store``."""
+    def capture(self, store: list, cut: bool = False) -> Iterator[None]:
+        """Append the layer's value (output or first input) of every call inside the block to ``store``.
+
+        With ``cut`` the forward pass stops once the explained call's value is stored (the rest of the model
+        is not evaluated): the block ends quietly, ``store`` holds the values up to that call.
+        """
+        wanted = self.call or 0
+
+        def keep(value: Any) -> None:
+            store.append(value)
+            if cut and len(store) > wanted:
+                raise _Captured
+
         if self.side == "output":
             def hook(module: nn.Module, args: tuple, output: Any) -> None:
-                store.append(output)
+                keep(output)
 
             handle = self.module.register_forward_hook(hook)
         else:
             def hook(module: nn.Module, args: tuple) -> None:  # type: ignore[misc]
-                store.append(args[0] if args else None)
+                keep(args[0] if args else None)
 
             handle = self.module.register_forward_pre_hook(hook)
         try:
             yield
+        except _Captured:
+            pass
         finally:
             handle.remove()
 
@@ -142,3 +155,7 @@ class LayerSite:
             yield
         finally:
             handle.remove()
+
+
+class _Captured(Exception):
+    """Raised inside the model's forward once the explained value is captured (:meth:`LayerSite.capture`)."""

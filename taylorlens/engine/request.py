@@ -275,14 +275,19 @@ def _part(part: Any, name: str, floating: bool) -> Tensor:
 
 
 def _layer_value(call: ModelCall, site: LayerSite, rows: Tensor, batch_size: int | None) -> Tensor:
-    """The explained layer's value at every user input, read once (in chunks of user samples)."""
+    """The explained layer's value at every user input, read once (in chunks of user samples).
+
+    The first sample goes through the whole forward pass, which checks how often the layer is called; the
+    others stop at the explained call (for a word embedding: one look-up, not a pass of the whole model).
+    """
     step = batch_size or CAPTURE_CHUNK
+    starts = [0, *range(1, rows.shape[0], step)]
     values = []
     with torch.no_grad():
-        for start in range(0, rows.shape[0], step):
-            chunk = rows[start: start + step]
+        for start in starts:
+            chunk = rows[start: start + step] if start else rows[:1]
             seen: list = []
-            with site.capture(seen):
+            with site.capture(seen, cut=start > 0):
                 call.on_user_inputs(chunk)
             CLOCK.count("forward", chunk)
             values.append(site.chosen(seen, chunk.shape[0]).detach())

@@ -123,7 +123,8 @@ def test_layer_input_side_explains_what_the_layer_receives():
 
 
 def test_layer_passes_skip_the_embedding_lookup():
-    # IG-16 at the embedding: the look-up runs once per input chunk (reading its value), never per point
+    # IG-16 at the embedding: the look-up runs once per input (reading its value: the first input alone,
+    # through the whole model, then the others), never per point
     model = seeded(EmbeddingMLP())
     calls = []
     original = model.embed.forward
@@ -134,7 +135,7 @@ def test_layer_passes_skip_the_embedding_lookup():
 
     model.embed.forward = counting
     taylorlens.attribute(model, token_ids(), 0, "integrated_gradients", layer=model.embed, steps=16)
-    assert calls == [BATCH]
+    assert calls == [1, BATCH - 1]
     assert model.embed.forward is counting  # the user's own patch is left in place
 
 
@@ -532,3 +533,17 @@ def test_taylor_terms_at_a_layer_equal_the_terms_of_the_hand_split_model():
     for field in ("first_order", "second_independent", "second_interactive", "attribution"):
         torch.testing.assert_close(getattr(ours, field), getattr(split, field))
     torch.testing.assert_close(ours.output_change, split.output_change)
+
+
+def test_reading_a_layer_value_stops_the_forward_pass_after_the_layer():
+    # only the first input runs the whole model (to check how often the layer is called); the others stop
+    # at the layer: the parts after the embedding run once, and the value is the same as the full pass's
+    model = seeded(EmbeddingMLP())
+    after = []
+    handle = model.hidden.register_forward_pre_hook(lambda module, args: after.append(args[0].shape[0]))
+    try:
+        request = Request.build(model, token_ids(), 0, layer="embed")
+    finally:
+        handle.remove()
+    assert after == [1]
+    torch.testing.assert_close(request.inputs, model.embed(token_ids()).detach())
