@@ -3,16 +3,19 @@
 On a CPU the cheapest chunk per point is not the largest one (for a 28x28 CNN the per-point cost is lowest
 near 64 points and 30-70% higher at 1,024), so the size is chosen by measurement: the first time a model
 meets a point shape, a few candidate sizes are timed on copies of one point and the fastest per point is
-kept for that (model, shape, dtype, device, pass kind). Small jobs (few points of few bytes) skip the
+kept for that (model, shape, dtype, device, group, pass kind). Small jobs (few points of few bytes) skip the
 measurement and go in one pass. Measuring is bounded by the job it serves (:data:`MEASURE_SHARE`), so a
-large model tries few sizes.
+large model tries few sizes. A job of several targets per input is measured in whole groups (an input with
+all its targets: one forward pass, T backward passes), and a pass with several ways of computing the same
+values (the T backward passes batched or looped) keeps the way that measures cheaper (:func:`plan`). On one
+CPU thread the measurement is CPU time, which the load of other processes does not inflate.
 """
 
 from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor
@@ -37,7 +40,7 @@ MIN_MEASURE_SECONDS = 0.2
 TOLERANCE = 0.1
 
 _measured: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_measured_callables: dict[tuple, int] = {}
+_measured_callables: dict[tuple, dict] = {}
 
 
 def chunk_size(
@@ -47,26 +50,57 @@ def chunk_size(
     kind: str,
     run: Callable[[int], object],
     requested: int | None = None,
+    group: int = 1,
 ) -> int:
     """Points per pass for ``n_points`` points shaped like ``example`` (one point, no batch dimension).
 
     ``requested`` (the user's ``batch_size``) wins when given; a measured size is evened out over the job.
     ``run(size)`` evaluates a chunk of ``size`` copies of the first point exactly the way the job will
-    (``kind`` names the pass: "forward", "gradient", ...); it is used only for measuring.
+    (``kind`` names the pass: "forward", "gradient", ...); it is used only for measuring. With ``group > 1``
+    the job is made of groups of ``group`` points (one input's targets) and every size is a multiple of it.
     """
+    return plan(model, example, n_points, kind, {"": run}, requested, group)[1]
+
+
+def plan(
+    model: Callable,
+    example: Tensor,
+    n_points: int,
+    kind: str,
+    ways: Mapping[str, Callable[[int], object]],
+    requested: int | None = None,
+    group: int = 1,
+) -> tuple[str, int]:
+    """The cheapest way of running a job and its points per pass: ``(name of the way, size)``.
+
+    ``ways`` maps a name to ``run(size)``, one way of evaluating a chunk of ``size`` points (e.g. the T
+    backward passes of several targets batched or looped); each is measured over the ladder of sizes and
+    the cheapest (way, size) is kept per (model, shape, dtype, device, group, kind). Without measuring (a
+    requested size, a small job) the first way is used.
+    """
+    names = list(ways)
+    group = max(1, group)
     if requested is not None:
-        return min(check_positive_int("batch_size", requested), n_points)
+        size = min(check_positive_int("batch_size", requested), n_points)
+        return names[0], max(group, size - size % group)
     point_bytes = max(1, example.numel() * example.element_size())
-    cap = max(1, MAX_CHUNK_BYTES // point_bytes)
-    if n_points <= min(SMALL_JOB, cap) and n_points * point_bytes <= SMALL_JOB_BYTES:
-        return n_points
-    key = (tuple(example.shape), example.dtype, str(example.device), kind)
+    cap = max(group, MAX_CHUNK_BYTES // point_bytes)
+    small = n_points <= min(SMALL_JOB, cap) and n_points * point_bytes <= SMALL_JOB_BYTES
+    if small or n_points <= group:
+        return names[0], n_points
+    key = (tuple(example.shape), example.dtype, str(example.device), group, kind)
     store = _store_for(model)
     if key not in store:
-        ladder = (LARGE_POINT_CANDIDATES if point_bytes >= LARGE_POINT_BYTES else ()) + CANDIDATES
-        store[key] = _measure(example, run, [c for c in ladder if c <= cap] or [cap], n_points)
-    chunks = -(-n_points // store[key])
-    return -(-n_points // chunks)  # equal chunks, no small remainder: 3,200 points at 256 -> 13 x 247
+        if group > 1:  # whole groups: 1, 2, 4, 8, ... inputs with all their targets
+            ladder = tuple(group * c for c in (1, *LARGE_POINT_CANDIDATES, *CANDIDATES))
+        else:
+            ladder = (LARGE_POINT_CANDIDATES if point_bytes >= LARGE_POINT_BYTES else ()) + CANDIDATES
+        sizes = [c for c in ladder if c <= cap] or [cap - cap % group]
+        store[key] = _measure(example, ways, sizes, n_points)
+    way, measured = store[key]
+    units, per_chunk = n_points // group, measured // group
+    chunks = -(-units // per_chunk)
+    return way, -(-units // chunks) * group  # equal chunks, no small remainder: 3,200 points at 256 -> 13 x 247
 
 
 def _store_for(model: Callable) -> dict:
@@ -76,36 +110,44 @@ def _store_for(model: Callable) -> dict:
         return _measured_callables.setdefault((id(model),), {})
 
 
-def _measure(example: Tensor, run: Callable[[int], object], candidates: list[int], n_points: int) -> int:
-    """Time candidate sizes in increasing order and return the cheapest per point.
+def _measure(
+    example: Tensor, ways: Mapping[str, Callable[[int], object]], sizes: list[int], n_points: int
+) -> tuple[str, int]:
+    """Time every way at candidate sizes in increasing order and return the cheapest ``(way, size)``.
 
-    Each size runs twice and keeps its faster run: the first run at a new size also pays one-off costs
-    (allocation, kernel selection), and the faster of two drops most interruptions by other processes. The
-    ladder stops after two sizes in a row that are not cheaper per point than the best so far, or once
+    Each (way, size) runs twice and keeps its faster run: the first run at a new size also pays one-off
+    costs (allocation, kernel selection), and the faster of two drops most interruptions by other processes.
+    The ladder stops after two sizes in a row that are not cheaper per point than the best so far, or once
     measuring has taken ``MEASURE_SHARE`` of the job's estimated time (``n_points`` at the best cost so far).
     The largest size within ``TOLERANCE`` of the cheapest is returned: on a loaded machine small chunks are
     hurt most (threads wait for each other in every operation), while a slightly larger one costs little.
     """
-    costs: dict[int, float] = {}
+    costs: dict[tuple[str, int], float] = {}
     spent, worse_in_a_row = 0.0, 0
-    for size in candidates:
-        runs = [_timed(example, run, size) for _ in range(2)]
-        spent += sum(runs)
-        costs[size] = min(runs) / size
+    for size in sizes:
+        for way, run in ways.items():
+            runs = [_timed(example, run, size) for _ in range(2)]
+            spent += sum(runs)
+            costs[way, size] = min(runs) / size
         best = min(costs, key=costs.__getitem__)
-        worse_in_a_row = 0 if best == size else worse_in_a_row + 1
+        worse_in_a_row = 0 if best[1] == size else worse_in_a_row + 1
         if worse_in_a_row == 2 or spent > max(MIN_MEASURE_SECONDS, MEASURE_SHARE * n_points * costs[best]):
             break
     cheapest = min(costs.values())
-    return max(size for size, cost in costs.items() if cost <= (1 + TOLERANCE) * cheapest)
+    near = [choice for choice, cost in costs.items() if cost <= (1 + TOLERANCE) * cheapest]
+    return max(near, key=lambda choice: (choice[1], -costs[choice]))
 
 
 def _timed(example: Tensor, run: Callable[[int], object], size: int) -> float:
+    """Seconds of ``run(size)``: CPU time of this process on one CPU thread, where other processes' load
+    does not inflate it (wall-clock time did: under load small sizes looked dearer than they are), else
+    wall-clock time."""
+    clock = time.process_time if example.device.type == "cpu" and torch.get_num_threads() == 1 else time.perf_counter
     _synchronize(example)
-    start = time.perf_counter()
+    start = clock()
     run(size)
     _synchronize(example)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def _synchronize(example: Tensor) -> None:

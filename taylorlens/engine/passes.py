@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from taylorlens.engine.chunking import chunk_size
+from taylorlens.engine.chunking import plan
 from taylorlens.engine.modified_gradients import Rule, RuleSelector, modified_gradients
 from taylorlens.engine.pass_clock import CLOCK
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 #: ``build(sample_index, variant_index)`` -> the points of those (sample, variant) pairs, ``(n, ...)``.
 Builder = Callable[[Tensor, Tensor], Tensor]
+#: ``evaluate(sample_index, variant_index)`` -> the evaluated :class:`Chunk` of those pairs.
+Evaluate = Callable[[Tensor, Tensor], "Chunk"]
 
 
 @dataclass(frozen=True)
@@ -118,27 +121,34 @@ def run_chunks(
     request: Request,
     points: Points,
     kind: str,
-    evaluate: Callable[[Tensor, Tensor], Chunk],
+    evaluate: Evaluate | dict[str, Evaluate],
     group: int = 1,
     copies: int = 1,
 ) -> Iterator[Chunk]:
     """Evaluate ``points`` chunk by chunk; the chunk size is measured with ``evaluate`` itself.
 
-    With ``group > 1`` the pairs are visited group by group (the ``group`` samples of one input next to each
-    other for each variant) and chunks hold whole groups. Every chunk is counted in the open tallies
+    ``evaluate`` is one way of evaluating a chunk or several named ways of getting the same values (the T
+    backward passes of several targets batched or looped): the cheapest measured way and size is used
+    (:func:`~taylorlens.engine.chunking.plan`). With ``group > 1`` the pairs are visited group by group (the
+    ``group`` samples of one input next to each other for each variant) and chunks hold whole groups;
+    measuring uses the first input's group. Every chunk is counted in the open tallies
     (:func:`~taylorlens.engine.pass_clock.tally`) as ``copies`` points per pair (2 when references share
     the batch).
     """
     device = points.inputs.device
+    ways = evaluate if isinstance(evaluate, dict) else {"": evaluate}
 
-    def first_point_repeated(size: int) -> Chunk:
-        zeros = torch.zeros(size, dtype=torch.long, device=device)
-        CLOCK.count_measuring(size * copies)
-        return evaluate(zeros, zeros)
+    def measured(way: Evaluate) -> Callable[[int], Chunk]:
+        def first_point_repeated(size: int) -> Chunk:  # the first input's group (its targets), repeated
+            sample = torch.arange(size, device=device) % group
+            CLOCK.count_measuring(size * copies)
+            return way(sample, torch.zeros_like(sample))
 
-    size = chunk_size(request.call.model, points.inputs[0], points.total, kind, first_point_repeated,
-                      request.batch_size)
-    size = max(group, size - size % group)
+        return first_point_repeated
+
+    name, size = plan(request.call.model, points.inputs[0], points.total, kind,
+                      {name: measured(way) for name, way in ways.items()}, request.batch_size, group)
+    evaluate = ways[name]
     for start in range(0, points.total, size):
         flat = torch.arange(start, min(start + size, points.total), device=device)
         if group == 1:
@@ -180,7 +190,7 @@ def gradient_chunks(request: Request, points: Points, rule: Rule | RuleSelector 
         raise ValueError(f"the {rule.name} rule needs reference points")
     group = _shared_group(request)
 
-    def evaluate(sample: Tensor, variant: Tensor) -> Chunk:
+    def evaluate(sample: Tensor, variant: Tensor, batched: bool = True) -> Chunk:
         with torch.enable_grad():
             batch = points.build(sample, variant).detach()
             refs = points.reference(sample, variant).detach() if paired else None
@@ -190,13 +200,16 @@ def gradient_chunks(request: Request, points: Points, rule: Rule | RuleSelector 
             else:
                 targets = request.targets[sample].view(-1, group)
                 outputs, grads = _gradients(
-                    request, batch[keep], None if refs is None else refs[keep], sample[keep], targets, rule
+                    request, batch[keep], None if refs is None else refs[keep], sample[keep], targets, rule,
+                    batched,
                 )
                 outputs, grads = outputs.reshape(-1), grads.transpose(0, 1).reshape(batch.shape)
         return Chunk(sample, variant, batch, outputs, grads)
 
     kind = "gradient" if rule is None else f"gradient:{rule.name}"
-    yield from run_chunks(request, points, kind, evaluate, group, copies=2 if paired else 1)
+    # several targets: their backward passes batched (is_grads_batched) or looped, whichever measures cheaper
+    ways = {"batched": evaluate, "looped": partial(evaluate, batched=False)} if group > 1 else evaluate
+    yield from run_chunks(request, points, kind, ways, group, copies=2 if paired else 1)
 
 
 def gradients(
@@ -262,9 +275,10 @@ def _modified_outputs(
 
 def _gradients(
     request: Request, batch: Tensor, refs: Tensor | None, sample: Tensor, targets: Tensor | None,
-    rule: Rule | RuleSelector | None,
+    rule: Rule | RuleSelector | None, batched: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """Outputs and gradients at ``batch``: ``(n,)`` and ``(n, ...)``, or ``(n, T)`` and ``(T, n, ...)``."""
+    """Outputs and gradients at ``batch``: ``(n,)`` and ``(n, ...)``, or ``(n, T)`` and ``(T, n, ...)`` (the
+    T backward passes ``batched`` or looped)."""
     batch = batch.requires_grad_(True)
     outputs, _ = _modified_outputs(request, batch, refs, sample, targets, rule)
     if not outputs.requires_grad:  # the explained output does not depend on the points at all
@@ -273,22 +287,25 @@ def _gradients(
     if outputs.dim() == 1:
         (grads,) = torch.autograd.grad(outputs.sum(), batch, allow_unused=True, materialize_grads=True)
         return outputs.detach(), grads
-    return outputs.detach(), _per_target_gradients(outputs, batch)
+    return outputs.detach(), _per_target_gradients(outputs, batch, batched)
 
 
-def _per_target_gradients(outputs: Tensor, batch: Tensor) -> Tensor:
+def _per_target_gradients(outputs: Tensor, batch: Tensor, batched: bool = True) -> Tensor:
     """``(T, n, ...)`` gradients of each of the T columns of ``outputs`` (n, T): one backward pass per target.
 
-    The T backward passes are batched (``is_grads_batched``) where every operation supports it, else looped.
+    The T backward passes are ``batched`` (``is_grads_batched``: one vectorised pass) where every operation
+    supports it, else looped (T passes through the retained graph; cheaper on some models, see
+    :func:`gradient_chunks`).
     """
     count = outputs.shape[1]
-    seeds = torch.eye(count, dtype=outputs.dtype, device=outputs.device)[:, None, :].expand(count, *outputs.shape)
-    try:
-        (grads,) = torch.autograd.grad(outputs, batch, seeds, retain_graph=True, is_grads_batched=True,
-                                       allow_unused=True, materialize_grads=True)
-        return grads
-    except (RuntimeError, NotImplementedError):  # an operation without a batching rule: one pass per target
-        pass
+    if batched:
+        seeds = torch.eye(count, dtype=outputs.dtype, device=outputs.device)[:, None].expand(count, *outputs.shape)
+        try:
+            (grads,) = torch.autograd.grad(outputs, batch, seeds, retain_graph=True, is_grads_batched=True,
+                                           allow_unused=True, materialize_grads=True)
+            return grads
+        except (RuntimeError, NotImplementedError):  # an operation without a batching rule: one pass per target
+            pass
     per_target = [
         torch.autograd.grad(outputs[:, t].sum(), batch, retain_graph=t < count - 1, allow_unused=True,
                             materialize_grads=True)[0]

@@ -38,8 +38,8 @@ def test_large_jobs_are_measured_once_per_shape_and_kind():
         return x
 
     size = chunking.chunk_size(fresh_model, torch.zeros(3), 1000, "gradient", runs.append)
-    measured = chunking._store_for(fresh_model)[((3,), torch.float32, "cpu", "gradient")]
-    assert measured in chunking.CANDIDATES and runs
+    way, measured = chunking._store_for(fresh_model)[((3,), torch.float32, "cpu", 1, "gradient")]
+    assert way == "" and measured in chunking.CANDIDATES and runs
     # the measured size is evened out over the job: as many chunks as the measured size needs, equal in size
     assert size <= measured and -(-1000 // size) == -(-1000 // measured)
     count = len(runs)
@@ -70,3 +70,33 @@ def test_few_big_points_are_measured_with_small_candidates_too():
     # A handful of them (under SMALL_JOB_BYTES) still goes in one pass.
     runs.clear()
     assert chunking.chunk_size(fresh_model, example, 4, "gradient", runs.append) == 4 and runs == []
+
+
+def test_grouped_jobs_are_measured_in_whole_groups():
+    # 16 points x 32 targets: every measured and returned size holds whole groups of 32 (one input's targets)
+    runs = []
+
+    def fresh_model(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    size = chunking.chunk_size(fresh_model, torch.zeros(3), 16 * 32, "gradient", runs.append, group=32)
+    assert runs and all(run % 32 == 0 for run in runs) and runs[0] == 32
+    assert size % 32 == 0 and (16 * 32) % size == 0
+
+
+def test_plan_keeps_the_cheaper_way():
+    def fresh_model(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def dear(size: int) -> None:
+        sum(range(20000 * size))
+
+    def cheap(size: int) -> None:
+        sum(range(2000 * size))
+
+    way, size = chunking.plan(fresh_model, torch.zeros(3), 1000, "gradient", {"dear": dear, "cheap": cheap})
+    assert way == "cheap"
+    # without measuring (a requested size, a small job) the first way is used
+    assert chunking.plan(fresh_model, torch.zeros(3), 1000, "g", {"dear": dear, "cheap": cheap}, requested=5) == (
+        "dear", 5)
+    assert chunking.plan(fresh_model, torch.zeros(3), 8, "g", {"dear": dear, "cheap": cheap}) == ("dear", 8)

@@ -66,7 +66,7 @@ def test_large_jobs_use_a_measured_chunk_size_and_agree_with_single_points(make_
 
 def test_measured_chunks_split_a_large_job(make_mlp, make_inputs):
     model = CountingModel(make_mlp(nn.Tanh))
-    chunking._measured[model] = {((5,), torch.float64, "cpu", "gradient"): 16}  # as if measured before
+    chunking._measured[model] = {((5,), torch.float64, "cpu", 1, "gradient"): ("", 16)}  # as if measured before
     taylorlens.attribute(model, make_inputs(3, 5), 1, "integrated_gradients", steps=40)
     assert model.calls == [15] * 8  # 120 points need 8 chunks of at most 16: evened out to 8 x 15
 
@@ -96,3 +96,14 @@ def test_gradient_sum_weights_each_point(make_mlp, make_inputs):
     torch.testing.assert_close(total, (grads * torch.tensor([1.0, 2.0, 3.0], dtype=x.dtype)[None, :, None]).sum(1))
     for v in range(3):
         torch.testing.assert_close(grads[:, v], taylorlens.attribute(model, x + 0.1 * v, 1, "gradient"))
+
+
+def test_several_targets_give_the_same_gradients_batched_or_looped(make_mlp, make_inputs):
+    from taylorlens.engine import passes
+
+    model, x = make_mlp(nn.Tanh), make_inputs(4, 5).requires_grad_(True)
+    outputs = model(x)[:, :3]
+    batched = passes._per_target_gradients(outputs, x, batched=True)
+    looped = passes._per_target_gradients(outputs, x, batched=False)
+    assert batched.shape == (3, 4, 5)
+    torch.testing.assert_close(batched, looped, rtol=1e-12, atol=1e-12)
