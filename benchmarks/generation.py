@@ -18,7 +18,8 @@ Contenders, timed in interleaved rounds (``benchmarks.timing``):
   (T calls on the growing sequence ``prompt + generated[:t]``); its ``(T, P)`` matrix is compared with
   ours' prompt columns;
 * ideal: evaluation points x the best per-point cost (over batch sizes) of a plain pass in the same run:
-  ``inputs_embeds`` forward over the whole sequence and the T log-probabilities' input gradients, by
+  ``inputs_embeds`` forward over the whole sequence (logits only at the last T + 1 positions,
+  ``logits_to_keep``, as ``explain_generation`` asks for) and the T log-probabilities' input gradients, by
   ``torch.autograd.grad(..., is_grads_batched=True)`` or by T backward calls with a retained graph,
   whichever is cheaper (parameters not requiring grad).
 """
@@ -54,6 +55,8 @@ from benchmarks.timing import (  # noqa: E402
 )
 
 LAYER = "transformer.wte"
+#: Calls of ``ours`` before timing: a short job measures a few chunk sizes per call and resumes the next call.
+WARMUPS = 4
 
 
 class IdTokenizer:
@@ -142,7 +145,7 @@ def plain_pass(model: nn.Module, sequence: Tensor, generated: Tensor, start: int
     def run() -> None:
         with parameters_frozen(model):
             point = embeddings.clone().requires_grad_(True)
-            logits = model(inputs_embeds=point).logits[:, start - 1: start + count - 1].log_softmax(-1)
+            logits = model(inputs_embeds=point, logits_to_keep=count + 1).logits[:, :-1].log_softmax(-1)
             chosen = logits.gather(2, columns)[..., 0]  # (size, T)
             if batched:
                 seeds = torch.eye(count, dtype=chosen.dtype)[:, None, :].expand(count, *chosen.shape)
@@ -214,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
         options = method_options(method, model, prompt, generated, args.steps)
         per_point, how, plain, size = best_plain_cost(model, sequence, generated, args.prompt,
                                                       (1, 2, 4, 8, 16) if steps > 1 else (1,))
+        for _ in range(WARMUPS):  # the chunk-size ladder is measured over the first calls
+            ours(model, prompt, generated, method, options)
         times = time_interleaved({
             "ours": lambda: ours(model, prompt, generated, method, options),  # noqa: B023
             "loop": lambda: per_token_loop(model, prompt, generated, method, options),  # noqa: B023

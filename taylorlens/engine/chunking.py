@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -95,9 +96,10 @@ def plan(
             ladder = tuple(group * c for c in (1, *LARGE_POINT_CANDIDATES, *CANDIDATES))
         else:
             ladder = (LARGE_POINT_CANDIDATES if point_bytes >= LARGE_POINT_BYTES else ()) + CANDIDATES
-        sizes = [c for c in ladder if c <= cap] or [cap - cap % group]
-        store[key] = _measure(example, ways, sizes, n_points)
-    way, measured = store[key]
+        store[key] = Ladder([c for c in ladder if c <= cap] or [cap - cap % group])
+    if not store[key].finished:
+        _measure(example, ways, store[key], n_points)
+    way, measured = store[key].choice()
     units, per_chunk = n_points // group, measured // group
     chunks = -(-units // per_chunk)
     return way, -(-units // chunks) * group  # equal chunks, no small remainder: 3,200 points at 256 -> 13 x 247
@@ -110,32 +112,55 @@ def _store_for(model: Callable) -> dict:
         return _measured_callables.setdefault((id(model),), {})
 
 
-def _measure(
-    example: Tensor, ways: Mapping[str, Callable[[int], object]], sizes: list[int], n_points: int
-) -> tuple[str, int]:
-    """Time every way at candidate sizes in increasing order and return the cheapest ``(way, size)``.
+@dataclass
+class Ladder:
+    """What has been measured for one (model, point shape, dtype, device, group, pass kind).
+
+    ``costs`` maps (way, size) to seconds per point; ``measured`` sizes of ``sizes`` are done. A job whose
+    measuring budget ran out leaves the ladder unfinished and the next job of the same kind resumes it, so
+    short jobs (a small language model's few points) still reach their cheapest size over a few calls.
+    """
+
+    sizes: list[int]
+    costs: dict[tuple[str, int], float] = field(default_factory=dict)
+    measured: int = 0
+    worse_in_a_row: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.worse_in_a_row == 2 or self.measured == len(self.sizes)
+
+    def choice(self) -> tuple[str, int]:
+        """The largest size measured within ``TOLERANCE`` of the cheapest, with its cheapest way."""
+        cheapest = min(self.costs.values())
+        near = [choice for choice, cost in self.costs.items() if cost <= (1 + TOLERANCE) * cheapest]
+        return max(near, key=lambda choice: (choice[1], -self.costs[choice]))
+
+
+def _measure(example: Tensor, ways: Mapping[str, Callable[[int], object]], ladder: Ladder, n_points: int) -> None:
+    """Time every way at the ladder's next sizes, in increasing order, recording the costs per point.
 
     Each (way, size) runs twice and keeps its faster run: the first run at a new size also pays one-off
     costs (allocation, kernel selection), and the faster of two drops most interruptions by other processes.
-    The ladder stops after two sizes in a row that are not cheaper per point than the best so far, or once
-    measuring has taken ``MEASURE_SHARE`` of the job's estimated time (``n_points`` at the best cost so far).
-    The largest size within ``TOLERANCE`` of the cheapest is returned: on a loaded machine small chunks are
-    hurt most (threads wait for each other in every operation), while a slightly larger one costs little.
+    The ladder is finished after two sizes in a row that are not cheaper per point than the best so far (or
+    at its end); this job stops measuring once it has taken ``MEASURE_SHARE`` of the job's estimated time
+    (``n_points`` at the best cost so far, at least ``MIN_MEASURE_SECONDS``), and the next job resumes.
+    The largest size within ``TOLERANCE`` of the cheapest is used (:meth:`Ladder.choice`): on a loaded
+    machine small chunks are hurt most (threads wait for each other in every operation), while a slightly
+    larger one costs little.
     """
-    costs: dict[tuple[str, int], float] = {}
-    spent, worse_in_a_row = 0.0, 0
-    for size in sizes:
+    spent = 0.0
+    while not ladder.finished:
+        size = ladder.sizes[ladder.measured]
         for way, run in ways.items():
             runs = [_timed(example, run, size) for _ in range(2)]
             spent += sum(runs)
-            costs[way, size] = min(runs) / size
-        best = min(costs, key=costs.__getitem__)
-        worse_in_a_row = 0 if best[1] == size else worse_in_a_row + 1
-        if worse_in_a_row == 2 or spent > max(MIN_MEASURE_SECONDS, MEASURE_SHARE * n_points * costs[best]):
-            break
-    cheapest = min(costs.values())
-    near = [choice for choice, cost in costs.items() if cost <= (1 + TOLERANCE) * cheapest]
-    return max(near, key=lambda choice: (choice[1], -costs[choice]))
+            ladder.costs[way, size] = min(runs) / size
+        ladder.measured += 1
+        best = min(ladder.costs, key=ladder.costs.__getitem__)
+        ladder.worse_in_a_row = 0 if best[1] == size else ladder.worse_in_a_row + 1
+        if spent > max(MIN_MEASURE_SECONDS, MEASURE_SHARE * n_points * ladder.costs[best]):
+            return
 
 
 def _timed(example: Tensor, run: Callable[[int], object], size: int) -> float:

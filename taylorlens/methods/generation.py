@@ -14,6 +14,7 @@ Sec. 3.2: scaling the embedding vectors), and a token's score is the sum over it
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -59,19 +60,21 @@ def explain_generation(
             )
         layer = model.get_input_embeddings()
     start, count = prompt.shape[1], generated.shape[1]
+    forward_kwargs = _kept_logits(model, forward_kwargs, count)
 
     def generated_logits(out: Any) -> Tensor:
         logits = read_output(out, output)
-        if logits.dim() != 3 or logits.shape[1] < start + count - 1:
+        if logits.dim() != 3 or logits.shape[1] not in (start + count, count + 1):
             raise AttributionInputError(
-                f"explain_generation reads logits (B, L, V) with L >= {start + count - 1}, got "
-                f"{tuple(logits.shape)}; choose them with output="
+                f"explain_generation reads logits (B, L, V) with L = {start + count} (every position) or "
+                f"{count + 1} (the last {count + 1}: logits_to_keep), got {tuple(logits.shape)}; choose them with "
+                "output="
             )
         if logits.shape[-1] <= largest:
             raise AttributionInputError(
                 f"generated_ids must be token ids in [0, {logits.shape[-1]}), the model's vocabulary; got {largest}"
             )
-        return logits[:, start - 1: start + count - 1].transpose(1, 2).flatten(1)
+        return logits[:, -count - 1: -1].transpose(1, 2).flatten(1)  # positions P - 1 .. P + T - 2
 
     for name, tokens in (("prompt_ids", prompt), ("generated_ids", generated)):
         if bool((tokens < 0).any()):
@@ -94,3 +97,19 @@ def _token_ids(name: str, ids: Any) -> Tensor:
         raise AttributionInputError(f"{name} must be an integer tensor of token ids (B, length >= 1), got {got}")
     return ids
 
+
+def _kept_logits(model: Callable, forward_kwargs: dict[str, Any] | None, count: int) -> dict[str, Any] | None:
+    """``forward_kwargs`` with ``logits_to_keep=T + 1`` for a model that takes it (Hugging Face causal LMs).
+
+    Only the logits at the last ``T + 1`` positions are then computed: the language-model head (often the
+    largest layer: vocabulary x width) runs forward and in each of the T backward passes over ``T + 1`` rows
+    instead of the whole sequence. The values are the same; the user's own ``logits_to_keep`` wins.
+    """
+    forward = getattr(model, "forward", None)
+    if not isinstance(model, nn.Module) or forward is None or "logits_to_keep" in (forward_kwargs or {}):
+        return forward_kwargs
+    try:
+        accepted = "logits_to_keep" in inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return forward_kwargs
+    return {**(forward_kwargs or {}), "logits_to_keep": count + 1} if accepted else forward_kwargs

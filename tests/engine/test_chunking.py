@@ -38,8 +38,9 @@ def test_large_jobs_are_measured_once_per_shape_and_kind():
         return x
 
     size = chunking.chunk_size(fresh_model, torch.zeros(3), 1000, "gradient", runs.append)
-    way, measured = chunking._store_for(fresh_model)[((3,), torch.float32, "cpu", 1, "gradient")]
-    assert way == "" and measured in chunking.CANDIDATES and runs
+    ladder = chunking._store_for(fresh_model)[((3,), torch.float32, "cpu", 1, "gradient")]
+    way, measured = ladder.choice()
+    assert ladder.finished and way == "" and measured in chunking.CANDIDATES and runs
     # the measured size is evened out over the job: as many chunks as the measured size needs, equal in size
     assert size <= measured and -(-1000 // size) == -(-1000 // measured)
     count = len(runs)
@@ -100,3 +101,18 @@ def test_plan_keeps_the_cheaper_way():
     assert chunking.plan(fresh_model, torch.zeros(3), 1000, "g", {"dear": dear, "cheap": cheap}, requested=5) == (
         "dear", 5)
     assert chunking.plan(fresh_model, torch.zeros(3), 8, "g", {"dear": dear, "cheap": cheap}) == ("dear", 8)
+
+
+def test_a_ladder_cut_short_by_the_budget_is_resumed_by_the_next_job(monkeypatch):
+    monkeypatch.setattr(chunking, "MIN_MEASURE_SECONDS", 0.0)
+    monkeypatch.setattr(chunking, "MEASURE_SHARE", 0.0)  # every size measured is over this job's budget
+    runs = []
+
+    def fresh_model(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    chunking.chunk_size(fresh_model, torch.zeros(3), 1000, "gradient", runs.append)
+    ladder = chunking._store_for(fresh_model)[((3,), torch.float32, "cpu", 1, "gradient")]
+    assert ladder.measured == 1 and not ladder.finished
+    chunking.chunk_size(fresh_model, torch.zeros(3), 1000, "gradient", runs.append)
+    assert ladder.measured == 2

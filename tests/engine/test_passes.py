@@ -66,7 +66,9 @@ def test_large_jobs_use_a_measured_chunk_size_and_agree_with_single_points(make_
 
 def test_measured_chunks_split_a_large_job(make_mlp, make_inputs):
     model = CountingModel(make_mlp(nn.Tanh))
-    chunking._measured[model] = {((5,), torch.float64, "cpu", 1, "gradient"): ("", 16)}  # as if measured before
+    chunking._measured[model] = {  # as if measured before
+        ((5,), torch.float64, "cpu", 1, "gradient"): chunking.Ladder([16], {("", 16): 1.0}, measured=1)
+    }
     taylorlens.attribute(model, make_inputs(3, 5), 1, "integrated_gradients", steps=40)
     assert model.calls == [15] * 8  # 120 points need 8 chunks of at most 16: evened out to 8 x 15
 

@@ -48,3 +48,18 @@ def test_generated_ids_outside_the_vocabulary_are_refused_naming_its_size(gpt2):
         taylorlens.explain_generation(gpt2, ids(1, 3, 0), torch.tensor([[1, VOCAB]]), "gradient")
     with pytest.raises(taylorlens.AttributionInputError, match=">= 0"):
         taylorlens.explain_generation(gpt2, ids(1, 3, 0), torch.tensor([[1, -2]]), "gradient")
+
+
+def test_the_head_runs_only_at_the_predicting_positions_and_values_do_not_change(gpt2):
+    # a Hugging Face causal LM takes logits_to_keep: the head sees T + 1 rows, not the whole sequence
+    prompt, generated = ids(1, 5, 3), ids(1, 4, 4)
+    rows = []
+    handle = gpt2.lm_head.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[1]))
+    try:
+        kept = taylorlens.explain_generation(gpt2, prompt, generated, "integrated_gradients", steps=4)
+    finally:
+        handle.remove()
+    assert rows and set(rows) == {4 + 1}
+    everything = taylorlens.explain_generation(gpt2, prompt, generated, "integrated_gradients", steps=4,
+                                               forward_kwargs={"logits_to_keep": 0})  # 0: every position
+    torch.testing.assert_close(kept, everything, rtol=1e-10, atol=1e-12)
