@@ -158,14 +158,14 @@ def plain_pass(model: nn.Module, sequence: Tensor, generated: Tensor, start: int
 
 
 def best_plain_cost(model: nn.Module, sequence: Tensor, generated: Tensor, start: int,
-                    sizes: tuple[int, ...]) -> tuple[float, str, Callable[[], None], int]:
+                    sizes: tuple[int, ...], clock: str) -> tuple[float, str, Callable[[], None], int]:
     """(seconds per point, how, the pass, its size) of the cheapest plain pass over sizes and both variants."""
     best = None
     for batched in (True, False):
         for size in sizes:
             run = plain_pass(model, sequence, generated, start, size, batched)
             try:
-                cost = time_call(run, repeats=3, budget=4.0).median / size
+                cost = time_call(run, repeats=3, budget=4.0, clock=clock).median / size
             except RuntimeError as error:  # no batching rule for some operation
                 print(f"plain pass batched={batched} refused: {str(error).splitlines()[0]}")
                 break
@@ -197,7 +197,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the model is small)")
     parser.add_argument("--methods", default="gradient_x_input,integrated_gradients")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default=None,
+                        help="cpu: CPU seconds of this process (default with one thread), wall: wall-clock")
     args = parser.parse_args(argv)
+    clock = args.clock or ("cpu" if args.threads == 1 else "wall")
     if args.quick:
         args.tokens, args.steps, args.repeats = 8, 4, 1
     torch.set_num_threads(args.threads)
@@ -207,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     generated = torch.randint(1, args.vocabulary, (1, args.tokens), generator=generator)
     sequence = torch.cat([prompt, generated], dim=1)
     model = gpt2(torch.float32, **arch)
-    print(f"{machine()}; load {load_average()}")
+    print(f"{machine()}; load {load_average()}; {clock} clock")
     print(f"random GPT-2: {args.layers} layers, width {args.width}, vocabulary {args.vocabulary}; prompt "
           f"{args.prompt}, {args.tokens} generated tokens, float32")
     rows = []
@@ -216,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         to_loop, to_captum = check_agreement(method, args.steps, prompt, generated, arch)
         options = method_options(method, model, prompt, generated, args.steps)
         per_point, how, plain, size = best_plain_cost(model, sequence, generated, args.prompt,
-                                                      (1, 2, 4, 8, 16) if steps > 1 else (1,))
+                                                      (1, 2, 4, 8, 16) if steps > 1 else (1,), clock)
         for _ in range(WARMUPS):  # the chunk-size ladder is measured over the first calls
             ours(model, prompt, generated, method, options)
         times = time_interleaved({
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
             "loop": lambda: per_token_loop(model, prompt, generated, method, options),  # noqa: B023
             "captum": lambda: captum(model, prompt, generated, method, args.steps),  # noqa: B023
             "plain": plain,
-        }, repeats=args.repeats, budget=120.0)
+        }, repeats=args.repeats, budget=120.0, clock=clock)
         ideal = steps * times["plain"].median / size
         ours_time = times["ours"].median
         rows.append([method, f"{steps}", seconds(ours_time), seconds(ideal), f"{ours_time / ideal:.2f}",

@@ -69,8 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the machine is shared)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default=None,
+                        help="cpu: CPU seconds of this process (default with one thread), wall: wall-clock")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    clock = args.clock or ("cpu" if args.threads == 1 else "wall")
     layers, hidden, length, batch = (2, 128, 32, 4) if args.quick else (12, 768, 128, 4)
     model = bert(layers, hidden, length)
     generator = torch.Generator().manual_seed(1)
@@ -83,8 +86,10 @@ def main(argv: list[str] | None = None) -> None:
         embedded = word_embeddings(ids)
     after = AfterWordEmbeddings(model, mask)
     print(f"# IG-{args.steps} at {LAYER}: BERT {layers} layers, hidden {hidden}, sequence {length}, batch {batch}")
-    print(machine(), f"load {load_average()}", flush=True)
-    cost = best_pass_cost(after, embedded, target, batch_sizes=(1, 2, 4, 8, 16, 32), repeats=2)
+    print(machine(), f"load {load_average()}; {clock} clock", flush=True)
+    cost = best_pass_cost(after, embedded, target, batch_sizes=(1, 2, 4, 8, 16, 32), repeats=2, clock=clock)
+    print("plain pass per batch size:", ", ".join(f"{k}: {v * 1e3:.1f}" for k, v in cost.by_batch_size.items()),
+          "ms/point")
     print(f"best plain pass after the word embeddings, {cost.describe()}", flush=True)
     # Captum's baseline is token ids (0 = [PAD]) that it embeds; ours is the same [PAD] embedding.
     pad = word_embeddings.weight[0].detach().clone()
@@ -107,8 +112,10 @@ def main(argv: list[str] | None = None) -> None:
             n_steps=args.steps, method="gausslegendre", internal_batch_size=cost.batch_size,
         )
 
+    ours()  # the chunk-size ladder of a large model is measured over its first two calls (see chunking.py)
     contenders = {"taylorlens": ours, "captum": theirs, "plain": plain_pass(after, embedded, target, cost.batch_size)}
-    times = time_interleaved(contenders, repeats=args.repeats, warmups={"taylorlens": ours, "captum": theirs})
+    times = time_interleaved(contenders, repeats=args.repeats, warmups={"taylorlens": ours, "captum": theirs},
+                             clock=clock)
     points = batch * args.steps
     ideal = points * times["plain"].median / cost.batch_size
     ours_time, captum_time = times["taylorlens"].median, times["captum"].median

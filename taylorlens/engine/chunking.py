@@ -36,7 +36,7 @@ LARGE_POINT_BYTES = 256 * 2**10
 LARGE_POINT_CANDIDATES = (2, 4)
 #: Measuring stops once it has taken this share of the job's estimated time (or MIN_MEASURE_SECONDS if more).
 MEASURE_SHARE = 0.25
-MIN_MEASURE_SECONDS = 0.2
+MIN_MEASURE_SECONDS = 0.5
 #: Sizes measured within this fraction of the cheapest count as equally cheap; the largest of them is used.
 TOLERANCE = 0.1
 
@@ -143,8 +143,9 @@ def _measure(example: Tensor, ways: Mapping[str, Callable[[int], object]], ladde
     Each (way, size) runs twice and keeps its faster run: the first run at a new size also pays one-off
     costs (allocation, kernel selection), and the faster of two drops most interruptions by other processes.
     The ladder is finished after two sizes in a row that are not cheaper per point than the best so far (or
-    at its end); this job stops measuring once it has taken ``MEASURE_SHARE`` of the job's estimated time
-    (``n_points`` at the best cost so far, at least ``MIN_MEASURE_SECONDS``), and the next job resumes.
+    at its end). A job measures the next size only if it is no larger than the job and its expected cost
+    keeps this job's measuring within ``MEASURE_SHARE`` of the job's estimated time (``n_points`` at the best
+    cost so far, at least ``MIN_MEASURE_SECONDS``); the next jobs resume where it stopped.
     The largest size within ``TOLERANCE`` of the cheapest is used (:meth:`Ladder.choice`): on a loaded
     machine small chunks are hurt most (threads wait for each other in every operation), while a slightly
     larger one costs little.
@@ -152,6 +153,11 @@ def _measure(example: Tensor, ways: Mapping[str, Callable[[int], object]], ladde
     spent = 0.0
     while not ladder.finished:
         size = ladder.sizes[ladder.measured]
+        if ladder.costs:  # a size is measured only if its expected cost fits this job's budget
+            cheapest = min(ladder.costs.values())
+            budget = max(MIN_MEASURE_SECONDS, MEASURE_SHARE * n_points * cheapest)
+            if size > n_points or spent + 2 * len(ways) * size * cheapest > budget:
+                return
         for way, run in ways.items():
             runs = [_timed(example, run, size) for _ in range(2)]
             spent += sum(runs)
@@ -159,8 +165,6 @@ def _measure(example: Tensor, ways: Mapping[str, Callable[[int], object]], ladde
         ladder.measured += 1
         best = min(ladder.costs, key=ladder.costs.__getitem__)
         ladder.worse_in_a_row = 0 if best[1] == size else ladder.worse_in_a_row + 1
-        if spent > max(MIN_MEASURE_SECONDS, MEASURE_SHARE * n_points * ladder.costs[best]):
-            return
 
 
 def _timed(example: Tensor, run: Callable[[int], object], size: int) -> float:

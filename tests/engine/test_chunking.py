@@ -104,8 +104,11 @@ def test_plan_keeps_the_cheaper_way():
 
 
 def test_a_ladder_cut_short_by_the_budget_is_resumed_by_the_next_job(monkeypatch):
-    monkeypatch.setattr(chunking, "MIN_MEASURE_SECONDS", 0.0)
-    monkeypatch.setattr(chunking, "MEASURE_SHARE", 0.0)  # every size measured is over this job's budget
+    # every point "takes" 1 ms; a job may spend 40 ms measuring: sizes 8 (2 x 8 ms) and 16 (2 x 16 ms) do not
+    # fit in one job, so the second job measures 16
+    monkeypatch.setattr(chunking, "_timed", lambda example, run, size: size * 1e-3)
+    monkeypatch.setattr(chunking, "MIN_MEASURE_SECONDS", 0.04)
+    monkeypatch.setattr(chunking, "MEASURE_SHARE", 0.0)
     runs = []
 
     def fresh_model(x: torch.Tensor) -> torch.Tensor:
