@@ -125,6 +125,8 @@ class Ladder:
     costs: dict[tuple[str, int], float] = field(default_factory=dict)
     measured: int = 0
     worse_in_a_row: int = 0
+    #: ways left out of larger sizes: beaten by another way at a size where they got dearer per point.
+    dropped: set[str] = field(default_factory=set)
 
     @property
     def finished(self) -> bool:
@@ -140,7 +142,8 @@ class Ladder:
 def _measure(example: Tensor, ways: Mapping[str, Callable[[int], object]], ladder: Ladder, n_points: int) -> None:
     """Time every way at the ladder's next sizes, in increasing order, recording the costs per point.
 
-    Each (way, size) runs twice and keeps its faster run: the first run at a new size also pays one-off
+    Each (way, size) runs twice and keeps its faster run (a way beaten at a size where it got dearer per point
+    is not run at larger sizes): the first run at a new size also pays one-off
     costs (allocation, kernel selection), and the faster of two drops most interruptions by other processes.
     The ladder is finished after two sizes in a row that are not cheaper per point than the best so far (or
     at its end). A job measures the next size only if it is no larger than the job and its expected cost
@@ -153,18 +156,24 @@ def _measure(example: Tensor, ways: Mapping[str, Callable[[int], object]], ladde
     spent = 0.0
     while not ladder.finished:
         size = ladder.sizes[ladder.measured]
+        running = {way: run for way, run in ways.items() if way not in ladder.dropped}
         if ladder.costs:  # a size is measured only if its expected cost fits this job's budget
             cheapest = min(ladder.costs.values())
             budget = max(MIN_MEASURE_SECONDS, MEASURE_SHARE * n_points * cheapest)
-            if size > n_points or spent + 2 * len(ways) * size * cheapest > budget:
+            if size > n_points or spent + 2 * len(running) * size * cheapest > budget:
                 return
-        for way, run in ways.items():
+        for way, run in running.items():
             runs = [_timed(example, run, size) for _ in range(2)]
             spent += sum(runs)
             ladder.costs[way, size] = min(runs) / size
         ladder.measured += 1
         best = min(ladder.costs, key=ladder.costs.__getitem__)
         ladder.worse_in_a_row = 0 if best[1] == size else ladder.worse_in_a_row + 1
+        if ladder.measured > 1:
+            previous = ladder.sizes[ladder.measured - 2]
+            here = min(ladder.costs[way, size] for way in running)
+            ladder.dropped |= {way for way in running if here < ladder.costs[way, size]
+                               and ladder.costs.get((way, previous), float("inf")) < ladder.costs[way, size]}
 
 
 def _timed(example: Tensor, run: Callable[[int], object], size: int) -> float:

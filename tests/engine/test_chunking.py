@@ -119,3 +119,16 @@ def test_a_ladder_cut_short_by_the_budget_is_resumed_by_the_next_job(monkeypatch
     assert ladder.measured == 1 and not ladder.finished
     chunking.chunk_size(fresh_model, torch.zeros(3), 1000, "gradient", runs.append)
     assert ladder.measured == 2
+
+
+def test_a_way_that_gets_dearer_and_is_beaten_is_not_measured_at_larger_sizes(monkeypatch):
+    monkeypatch.setattr(chunking, "_timed", lambda example, run, size: run(size))
+    ways = {"rising": lambda size: size * 1e-6 * (1 + size / 8), "flat": lambda size: size * 1e-6}
+
+    def fresh_model(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    assert chunking.plan(fresh_model, torch.zeros(3), 1000, "gradient", ways)[0] == "flat"
+    ladder = chunking._store_for(fresh_model)[((3,), torch.float32, "cpu", 1, "gradient")]
+    assert ladder.dropped == {"rising"}
+    assert ("rising", 16) in ladder.costs and ("rising", 32) not in ladder.costs and ("flat", 32) in ladder.costs
