@@ -254,7 +254,7 @@ class _PositiveBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, z: Tensor, out: Tensor, gate: Tensor | None) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(gate if gate is not None else torch.empty(0))
+        ctx.save_for_backward(gate if gate is not None else z.new_empty(0))
         ctx.gated = gate is not None
         return out.clone()
 
