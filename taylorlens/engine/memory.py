@@ -160,7 +160,11 @@ def chunk_bytes(model: object, example: Tensor, kind: str, points: int) -> Itera
     saved = [0]
 
     def pack(tensor: Tensor) -> Tensor:
-        storage = tensor.untyped_storage()
+        try:
+            storage = tensor.untyped_storage()
+        except (RuntimeError, NotImplementedError):  # tensors without one storage (sparse, nested, subclasses)
+            saved[0] += tensor.numel() * tensor.element_size()
+            return tensor
         pointer = storage.data_ptr()
         if pointer and pointer not in fixed and pointer not in seen:
             seen.add(pointer)
