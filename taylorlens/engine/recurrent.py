@@ -41,6 +41,9 @@ class PlainOps:
     def product(self, func: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor) -> Tensor:
         return func(a, b)
 
+    def gated(self, gate: Tensor, signal: Tensor) -> Tensor:
+        return gate * signal
+
     def statistic(self, t: Tensor) -> Tensor:
         return t
 
@@ -58,8 +61,8 @@ def lstm_step(ops: Any, projected: Tensor, state: tuple[Tensor, ...], weights: S
     # One elementwise call for the three sigmoid gates (the sigmoid of the g block is computed and unused).
     i, f, _, o = ops.elementwise(torch.sigmoid, gates).chunk(4, dim=-1)
     g = ops.elementwise(torch.tanh, gates.chunk(4, dim=-1)[2])
-    c = ops.product(torch.mul, f, c) + ops.product(torch.mul, i, g)
-    h = ops.product(torch.mul, o, ops.elementwise(torch.tanh, c))
+    c = ops.gated(f, c) + ops.gated(i, g)
+    h = ops.gated(o, ops.elementwise(torch.tanh, c))
     return (h if w_hr is None else F.linear(h, w_hr)), c
 
 
@@ -70,8 +73,8 @@ def gru_step(ops: Any, projected: Tensor, state: tuple[Tensor, ...], weights: Se
     h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
     reset = ops.elementwise(torch.sigmoid, x_r + h_r)
     update = ops.elementwise(torch.sigmoid, x_z + h_z)
-    new = ops.elementwise(torch.tanh, x_n + ops.product(torch.mul, reset, h_n))
-    return (ops.product(torch.mul, 1 - update, new) + ops.product(torch.mul, update, h),)
+    new = ops.elementwise(torch.tanh, x_n + ops.gated(reset, h_n))
+    return (ops.gated(1 - update, new) + ops.gated(update, h),)
 
 
 def rnn_step(nonlinearity: Callable[[Tensor], Tensor]) -> Step:
