@@ -44,6 +44,11 @@ class PlainOps:
     def gated(self, gate: Tensor, signal: Tensor) -> Tensor:
         return gate * signal
 
+    def sequence(
+        self, step: Step, projected: Tensor, state: tuple[Tensor, ...], weights: Sequence[Tensor | None], reverse: bool
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        return unrolled(self, step, projected, state, weights, reverse)
+
     def statistic(self, t: Tensor) -> Tensor:
         return t
 
@@ -85,6 +90,19 @@ def rnn_step(nonlinearity: Callable[[Tensor], Tensor]) -> Step:
     return step
 
 
+def unrolled(
+    ops: Any, step: Step, projected: Tensor, state: tuple[Tensor, ...], weights: Sequence[Tensor | None],
+    reverse: bool,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One direction of one layer, step by step: ``hidden (T, B, P)`` and the last state."""
+    steps = range(projected.shape[0] - 1, -1, -1) if reverse else range(projected.shape[0])
+    hidden = [None] * projected.shape[0]
+    for t in steps:
+        state = step(ops, projected[t], state, weights)
+        hidden[t] = state[0]
+    return torch.stack(hidden), state
+
+
 def _layers(
     ops: Any, step: Step, input: Tensor, hx: Sequence[Tensor], params: Sequence[Tensor], has_biases: bool,
     num_layers: int, dropout: float, train: bool, bidirectional: bool, batch_first: bool,
@@ -106,12 +124,8 @@ def _layers(
             w_hr = weights[-1] if per_direction in (3, 5) else None
             projected = F.linear(sequence, w_ih, b_ih)  # every time step at once
             state = tuple(s[index] for s in hx)
-            steps = range(sequence.shape[0] - 1, -1, -1) if direction else range(sequence.shape[0])
-            hidden = [None] * sequence.shape[0]
-            for t in steps:
-                state = step(ops, projected[t], state, (w_hh, b_hh, w_hr))
-                hidden[t] = state[0]
-            outputs.append(torch.stack(hidden))
+            hidden, state = ops.sequence(step, projected, state, (w_hh, b_hh, w_hr), bool(direction))
+            outputs.append(hidden)
             for final, s in zip(finals, state, strict=True):
                 final.append(s)
         sequence = torch.cat(outputs, dim=-1) if directions == 2 else outputs[0]

@@ -3,15 +3,24 @@
 epsilon-LRP gives the gates of LSTM/GRU cells no relevance (signal-take-all, Arras et al. 2017): the
 identity rule ``sigmoid(z) / z`` of a gate is unbounded near ``z = 0`` (Ancona et al. Sec. 3.1, f(0) != 0),
 and chained over hundreds of time steps it overflowed float32 into NaN attributions.
+
+An LSTM layer whose nonlinearities all get one multiplier rule runs as one fused autograd Function
+(:mod:`taylorlens.engine.lstm_pass`); it must give the step-by-step unrolling's gradients.
 """
 
 from __future__ import annotations
+
+import importlib
 
 import pytest
 import torch
 from torch import nn
 
 import taylorlens
+from taylorlens.engine import EpsilonRule, Request, RescaleRule, RuleSelector, inputs_points
+
+# The module, not the context manager of the same name that taylorlens.engine exports.
+modified_gradients = importlib.import_module("taylorlens.engine.modified_gradients")
 
 
 class LastStep(nn.Module):
@@ -19,8 +28,8 @@ class LastStep(nn.Module):
 
     def __init__(self, rnn: nn.RNNBase, outputs: int = 1, bias: bool = True) -> None:
         super().__init__()
-        directions = 2 if rnn.bidirectional else 1
-        self.rnn, self.out = rnn, nn.Linear(directions * rnn.hidden_size, outputs, bias=bias)
+        width = (2 if rnn.bidirectional else 1) * (getattr(rnn, "proj_size", 0) or rnn.hidden_size)
+        self.rnn, self.out = rnn, nn.Linear(width, outputs, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.rnn(x)[0][:, -1])
@@ -70,3 +79,57 @@ def test_epsilon_lrp_of_one_lstm_step_matches_its_closed_form(make_inputs):
         h = model.rnn(x)[0][:, 0]
         expected = ((model.out.weight[0] * h / z_g)[:, :, None] * w_g * x[:, 0, None, :]).sum(1)
     torch.testing.assert_close(lrp(model, x)[:, 0], expected)
+
+
+@pytest.mark.parametrize("rule", [RescaleRule("symmetric"), EpsilonRule(1e-9, "symmetric")], ids=["rescale", "eps"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"proj_size": 2}, {"bias": False, "batch_first": False}],
+    ids=["lstm", "lstm_proj", "lstm_nobias_seqfirst"],
+)
+def test_fused_lstm_pass_gives_the_step_by_step_gradients(make_inputs, monkeypatch, rule, options):
+    torch.manual_seed(0)
+    options = {"num_layers": 2, "bidirectional": True, "batch_first": True, **options}
+    steps = 6
+    model = LastStep(nn.LSTM(4, 3, **options), outputs=2).double().eval()
+    if not options["batch_first"]:
+        model = SequenceFirst(model)
+    x = make_inputs(3, steps, 4)
+    request = Request.build(model, x, 1)
+    reference = 0.5 * make_inputs(3, steps, 4, seed=5) if rule.needs_reference else None
+    points = inputs_points(request.inputs, reference)
+    # A position named in every layer and direction (4 x 3 T nonlinearities) sends each one step by step.
+    stepwise = RuleSelector(rule, {k * 3 * steps: rule for k in range(4)})
+    fused_layers, fused_layer = [], modified_gradients.modified_lstm_layer
+    monkeypatch.setattr(modified_gradients, "modified_lstm_layer",
+                        lambda *args: fused_layers.append(True) or fused_layer(*args))
+    with request.model_frozen():  # frozen weights: the fused pass runs
+        fused, outputs = request.gradients(points, rule)
+        assert len(fused_layers) == 4
+        unrolled, unrolled_outputs = request.gradients(points, stepwise)
+        assert len(fused_layers) == 4
+    torch.testing.assert_close(fused, unrolled, rtol=1e-10, atol=1e-13)
+    torch.testing.assert_close(outputs, unrolled_outputs, rtol=0, atol=0)
+    assert request.nonlinearities(points, rule) == request.nonlinearities(points, stepwise) == 4 * 3 * steps
+
+
+class SequenceFirst(nn.Module):
+    """A batch-first model around a sequence-first recurrent layer."""
+
+    def __init__(self, model: LastStep) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.out(self.model.rnn(x.transpose(0, 1))[0][-1])
+
+
+def test_symmetric_deeplift_sums_to_delta_through_a_500_step_lstm(make_inputs):
+    # The IMDB LSTM's length in small: float64, the fused pass keeps summation-to-delta to float rounding.
+    torch.manual_seed(0)
+    model = LastStep(nn.LSTM(3, 4, batch_first=True)).double().eval()
+    x, baseline = make_inputs(2, 500, 3), 0.3 * make_inputs(2, 500, 3, seed=4)
+    maps = taylorlens.attribute(model, x, 0, "deeplift", baseline=baseline, products="symmetric")
+    with torch.no_grad():
+        delta = model(x)[:, 0] - model(baseline)[:, 0]
+    torch.testing.assert_close(maps.flatten(1).sum(1), delta, rtol=0, atol=1e-12 * max(1.0, float(delta.abs().max())))
