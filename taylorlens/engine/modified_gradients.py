@@ -263,7 +263,8 @@ class EpsilonRule(Rule):
 
     def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
         zd = z.detach()
-        denominator = zd + self.epsilon * (2 * (zd >= 0).to(zd.dtype) - 1)
+        epsilon = zd.new_full((), self.epsilon)
+        denominator = zd + torch.where(zd >= 0, epsilon, -epsilon)  # sign(0) = 1
         zero = denominator == 0
         if bool(zero.any()):
             return torch.where(zero, derivative(f, zd), out / torch.where(zero, torch.ones_like(zd), denominator))
