@@ -7,7 +7,9 @@ equations of the ``torch.nn`` documentation: linear maps, elementwise ``sigmoid`
 ``ops.elementwise`` and the products of gates and states through ``ops.product``. All layers,
 bidirectional, ``batch_first`` and LSTM projections (``proj_size``) are covered; the outputs equal the
 fused ones to float tolerance (tests/engine/test_recurrent.py). With :class:`PlainOps` they are ordinary
-torch code. Packed sequences are refused.
+torch code. Packed sequences are refused. Each direction of each layer runs through ``ops.sequence``:
+:func:`unrolled` step by step, or (the rules' ops, LSTM layers) :mod:`~taylorlens.engine.lstm_pass`.
+Inside the cells, ``ops.gated(gate, signal)`` is a product of a sigmoid gate and the value it gates.
 
 LSTM (gates ``i, f, g, o`` in that order in ``weight_ih``/``weight_hh``)::
 

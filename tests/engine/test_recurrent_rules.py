@@ -133,3 +133,16 @@ def test_symmetric_deeplift_sums_to_delta_through_a_500_step_lstm(make_inputs):
     with torch.no_grad():
         delta = model(x)[:, 0] - model(baseline)[:, 0]
     torch.testing.assert_close(maps.flatten(1).sum(1), delta, rtol=0, atol=1e-12 * max(1.0, float(delta.abs().max())))
+
+
+@pytest.mark.parametrize("method", ["deeplift", "epsilon_lrp"])
+def test_fused_lstm_pass_with_several_targets_gives_each_targets_attributions(make_inputs, method):
+    # Several targets share one forward pass and run T backward passes (batched, or one by one where the
+    # fused backward cannot be batched): either way each target's attributions are its own call's.
+    torch.manual_seed(0)
+    model, x = LastStep(nn.LSTM(3, 4, batch_first=True), outputs=3).double().eval(), make_inputs(2, 5, 3)
+    targets = torch.tensor([[0, 2], [1, 0]])
+    both = taylorlens.attribute(model, x, targets, method, products="symmetric")
+    for k in range(2):
+        alone = taylorlens.attribute(model, x, targets[:, k], method, products="symmetric")
+        torch.testing.assert_close(both[:, k], alone)
