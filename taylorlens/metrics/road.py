@@ -95,9 +95,9 @@ def road(
     ``imputation``: ``"linear"`` (noisy linear imputation, noise ``N(0, noise^2)`` on imputed values) or
     ``"constant"`` (removed pixels take ``baseline``, no noise). ``readout``: ``"output"`` (the explained
     output; pass probabilities for Rong et al.'s setting) or ``"correct"`` (1.0 where the model's argmax is
-    the target: the accuracy curve of the paper and of Quantus's ``ROAD``). Each input's removed pixels at all
-    fractions form one block-diagonal sparse system, solved once; all ``B x K`` imputed images go through
-    the model as one chunked forward job.
+    the target: the accuracy curve of the paper and of Quantus's ``ROAD``). The removed pixels of all inputs and
+    fractions form block-diagonal systems solved a group of images at a time (:func:`noisy_linear_imputation`);
+    all ``B x K`` imputed images go through the model as one chunked forward job.
     """
     check_choice("order", order, ORDERS)
     check_choice("imputation", imputation, IMPUTATIONS)
