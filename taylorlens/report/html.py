@@ -126,7 +126,8 @@ def _curves_section(db: sqlite3.Connection) -> str:
     # a curve is {"x": [...], "y": [...]}; the x values are shared by every sample of a metric entry
     figures = [_img(curves_figure(f"{metric_label} on {model}", metric, curves), f"{metric_label} {model}")
                for (model, metric, metric_label), curves in sorted(groups.items())]
-    figures += [_img(road_figure(f"{entry} on {model}", curves), f"{entry} {model}")
+    figures += [_img(road_figure(f"{entry} on {model}", curves,
+                                 "correct" if "readout=correct" in entry else "output"), f"{entry} {model}")
                 for (model, entry), curves in sorted(road.items())]
     return "<h2>Curves</h2>" + ("".join(figures) or "<p>No curve metric in this run.</p>")
 
