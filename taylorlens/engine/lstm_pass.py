@@ -1,5 +1,8 @@
 """One LSTM layer (one direction) under a modified-gradient rule, as a single autograd Function.
 
+DeepLIFT (Rescale, Shrikumar et al. 2017) and epsilon-LRP (Bach et al. 2015; gates by Arras et al. 2017) as
+modified gradients through an LSTM (Ancona et al. 2018, Sec. 2-3 and App. C.4, the IMDB LSTM).
+
 The step-by-step unrolling of :mod:`~taylorlens.engine.recurrent` records ~40 autograd nodes per time step
 (three elementwise rules, three gate products, their splits), and a Rescale multiplier that needs the
 midpoint slope runs an extra autograd pass inside every step: at 500 steps the modified pass cost 10-30

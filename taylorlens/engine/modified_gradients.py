@@ -130,7 +130,8 @@ class Rule:
         raise NotImplementedError
 
     def gate_factors(self, gate: Tensor, signal: Tensor, n: int) -> tuple[Tensor, Tensor]:
-        """:meth:`product_factors` of ``z = gate * signal``, a sigmoid gate of a recurrent cell times its signal."""
+        """:meth:`product_factors` of ``z = gate * signal``, a sigmoid gate of a recurrent cell times its signal
+        (Ancona et al. 2018, Sec. 4.1, multiplicative units; epsilon-LRP overrides it with Arras et al. 2017)."""
         return self.product_factors(gate, signal, n)
 
     def shared_max(self, x: Tensor, dim: int, n: int) -> Tensor:

@@ -21,7 +21,6 @@ comes from ``seed`` too.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +28,7 @@ import torch
 from torch import Tensor
 
 from taylorlens.engine import Points, Request
-from taylorlens.engine.checks import AttributionInputError, check_options, check_positive_int
+from taylorlens.engine.checks import AttributionInputError, check_options, check_positive_int, warn_renamed
 from taylorlens.methods.base import Method
 from taylorlens.methods.registry import register
 from taylorlens.methods.smoothing import gaussian_noise
@@ -79,9 +78,8 @@ class SmoothTaylor(Method):
 def _current_adaptive(sigma: Any, adaptive: Any, options: Any) -> tuple[Any, dict[str, Any]]:
     """``(objective or None, search settings)`` from the options, translating the old spellings."""
     if isinstance(adaptive, dict):  # old: ``adaptive`` held the search settings
-        warnings.warn("smooth_taylor: the search settings go in 'adaptive_options' now ('adaptive' names the "
-                      "objective); a dict in 'adaptive' will be refused in the next release",
-                      DeprecationWarning, stacklevel=5)
+        warn_renamed("smooth_taylor", "adaptive={...search settings...}", "adaptive_options={...} ('adaptive' "
+                     "names the objective)", stacklevel=6)
         if options is not None:
             raise AttributionInputError("smooth_taylor: pass the search settings once, in 'adaptive_options'")
         adaptive, options = None, adaptive
@@ -89,9 +87,8 @@ def _current_adaptive(sigma: Any, adaptive: Any, options: Any) -> tuple[Any, dic
         raise AttributionInputError(f"smooth_taylor: sigma must be a number (the noise std), got {sigma!r}; "
                                     f"adaptive noising is adaptive={' or '.join(map(repr, OBJECTIVES))}")
     if isinstance(sigma, str) or callable(sigma):  # old: ``sigma`` named the objective
-        warnings.warn(f"smooth_taylor: sigma={sigma!r} is now adaptive={_OLD_OBJECTIVES.get(sigma, sigma)!r} "
-                      "(sigma is a number); the old spelling will be removed in the next release",
-                      DeprecationWarning, stacklevel=5)
+        warn_renamed("smooth_taylor", f"sigma={sigma!r}", f"adaptive={_OLD_OBJECTIVES.get(sigma, sigma)!r} "
+                     "(sigma is a number)", stacklevel=6)
         if adaptive is not None:
             raise AttributionInputError("smooth_taylor: the objective is given twice, as sigma and as adaptive")
         adaptive = _OLD_OBJECTIVES.get(sigma, sigma)
@@ -178,7 +175,7 @@ def _objective(objective: str | Objective, options: dict[str, Any], seed: int) -
     if objective == "aupc":
         return lambda model, x, maps, target: aupc(model, x, maps, target, seed=seed, **options).aupc
     if objective == "autvc":
-        return lambda model, x, maps, target: autvc(model, x, maps, target, **options).autvc
+        return lambda model, x, maps, target: autvc(maps, **options).autvc
     raise AttributionInputError(
         f"adaptive must be one of {', '.join(map(repr, OBJECTIVES))} or a callable "
         f"(model, inputs, attributions, target) -> (B,) scores to minimise, got {objective!r}"

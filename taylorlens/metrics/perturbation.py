@@ -11,7 +11,6 @@ and reports AOPC; the SmoothTaylor paper (Goh et al. 2020, Sec. IV-C-1, Eqs. 11-
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from taylorlens.engine import Points, Request, broadcast_baseline
-from taylorlens.engine.checks import AttributionInputError, check_choice, check_positive_int
+from taylorlens.engine.checks import AttributionInputError, check_choice, check_positive_int, warn_renamed
 from taylorlens.metrics import features
 from taylorlens.metrics.areas import aopc, aopc_curve, simpson
 from taylorlens.metrics.common import as_images, check_attributions, metric_request, value_range
@@ -118,8 +117,7 @@ def perturbation_curve(
     baseline = _renamed(model_options, "replacement", "baseline", baseline)
     n_steps = _renamed(model_options, "steps", "n_steps", n_steps)
     if order in _OLD_ORDERS:
-        warnings.warn(f"perturbation_curve: order={order!r} is now {_OLD_ORDERS[order]!r}; the old spelling will be "
-                      "removed in the next release", DeprecationWarning, stacklevel=2)
+        warn_renamed("perturbation_curve", f"order={order!r}", repr(_OLD_ORDERS[order]))
         order = _OLD_ORDERS[order]
     settings = dict(_DEFAULTS)
     if preset is not None:
@@ -157,8 +155,7 @@ def _renamed(options: dict[str, Any], old: str, new: str, value: Any) -> Any:
     """``value`` of option ``new``, taken from the old name ``old`` in ``options`` (popped, with a warning)."""
     if old not in options:
         return value
-    warnings.warn(f"perturbation_curve: option {old!r} is now {new!r}; {old!r} will be removed in the next release",
-                  DeprecationWarning, stacklevel=3)
+    warn_renamed("perturbation_curve", f"option {old!r}", repr(new), stacklevel=4)
     given = options.pop(old)
     if value is not _UNSET:
         raise AttributionInputError(f"perturbation_curve: {new!r} is given twice, also under its old name {old!r}")

@@ -70,7 +70,7 @@ def test_smooth_taylor_method_exposes_the_chosen_sigmas(digits):
     assert maps.shape == digits[1][:4].shape and maps.sigmas.shape == (4,) and bool((maps.sigmas > 0).all())
 
     def objective(model, inputs, maps, target):  # the built-in objective, as a user would write it
-        return autvc(model, inputs, maps, target, min_size=4).autvc
+        return autvc(maps, min_size=4).autvc
 
     again = smooth_taylor(digits, 4, adaptive=objective, adaptive_options={"i_max": 3})
     assert torch.allclose(again, maps) and torch.equal(again.sigmas, maps.sigmas)
