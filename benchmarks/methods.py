@@ -16,13 +16,13 @@ IMDB LSTM shape (500 tokens, at the embeddings), against Captum's DeepLift (whic
 summation-to-delta) and LRP (which refuses these models). The ideal is the plain pass of the fused model
 (torch's attention kernel, cuDNN-style fused ``nn.LSTM``).
 
-For each method the table gives the median wall-clock time over interleaved rounds, the ideal time, their
-ratio, Captum's median time for the same work and the largest absolute difference between the two results
-(``random`` where both draw their own noise). Ideal = points evaluated x the best per-point cost of a plain
-pass (input gradient of the explained output, parameters not requiring grad; forward only for occlusion):
-the batch size with the best cost is found once per model, and a plain pass at that size is timed in every
-round next to the method, so the ideal sees the same machine load. DeepLIFT's references count as points
-(they double the batch).
+Timings use one torch thread unless ``--threads`` says otherwise. For each method the table gives the
+median wall-clock time over interleaved rounds, the ideal time, their ratio, Captum's median time for the
+same work and the largest absolute difference between the two results (``random`` where both draw their own
+noise). Ideal = points evaluated x the best per-point cost of a plain pass (input gradient of the explained
+output, parameters not requiring grad; forward only for occlusion): the batch size with the best cost is
+found once per model, and a plain pass at that size is timed in every round next to the method, so the
+ideal sees the same machine load. DeepLIFT's references count as points (they double the batch).
 """
 
 from __future__ import annotations
@@ -396,7 +396,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run on small inputs (~1 minute)")
     parser.add_argument("--models", nargs="+", choices=sorted(SETUPS), default=["cnn", "resnet"])
     parser.add_argument("--methods", nargs="+", default=None, help="only these methods")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the machine is shared)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     setups = QUICK if args.quick else SETUPS
     print(f"# taylorlens methods benchmark\n{machine()}; load average {load_average()} at start")
     tables = [run_setup(setups[name], args.methods) for name in sorted(args.models)]

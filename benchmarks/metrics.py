@@ -74,7 +74,7 @@ def main() -> None:
         (
             "region perturbation 4x4, 20",
             BATCH * 21,
-            lambda: metrics.perturbation_curve(model, x, a, y, region=4, steps=20),
+            lambda: metrics.perturbation_curve(model, x, a, y, region=4, n_steps=20),
         ),
         (
             "infidelity square (100)",

@@ -8,7 +8,7 @@ metrics that evaluate attributions.
 from taylorlens import axioms as axioms  # taylorlens.axioms.check
 from taylorlens import metrics as metrics  # taylorlens.metrics.*
 from taylorlens import taylor as taylor  # registers the "taylor" method
-from taylorlens.engine import AttributionInputError, UnsupportedModelError, sum_over
+from taylorlens.engine import AttributionInputError, BatchSizeWarning, UnsupportedModelError, sum_over
 from taylorlens.methods import (
     AttributionInfo,
     Deconvnet,
@@ -34,8 +34,8 @@ from taylorlens.methods.words import word_attributions
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttributionInfo", "AttributionInputError", "Deconvnet", "DeepLift", "EpsilonLRP", "ExpectedGradients", "Gradient",
-    "GradientXInput", "GuidedBackprop", "IntegratedGradients", "InteriorGradients", "Method", "Occlusion",
-    "Saliency", "SmoothGrad", "SmoothTaylor", "UnsupportedModelError", "attribute", "explain_generation",
-    "methods", "sum_over", "word_attributions",
+    "AttributionInfo", "AttributionInputError", "BatchSizeWarning", "Deconvnet", "DeepLift", "EpsilonLRP",
+    "ExpectedGradients", "Gradient", "GradientXInput", "GuidedBackprop", "IntegratedGradients", "InteriorGradients",
+    "Method", "Occlusion", "Saliency", "SmoothGrad", "SmoothTaylor", "UnsupportedModelError", "attribute",
+    "explain_generation", "methods", "sum_over", "word_attributions",
 ]

@@ -2,6 +2,7 @@
 
 from taylorlens.engine.checks import AttributionInputError, broadcast_baseline
 from taylorlens.engine.layout import sum_over
+from taylorlens.engine.memory import BatchSizeWarning
 from taylorlens.engine.modified_gradients import (
     DeconvReLURule,
     EpsilonRule,
@@ -17,6 +18,7 @@ from taylorlens.engine.request import MODEL_OPTIONS, Request
 
 __all__ = [
     "AttributionInputError",
+    "BatchSizeWarning",
     "Chunk",
     "DeconvReLURule",
     "MODEL_OPTIONS",

@@ -6,6 +6,7 @@ message that names the argument, the value received and what is accepted.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,6 +66,13 @@ def broadcast_baseline(baseline: Any, inputs: Tensor, name: str = "baseline") ->
             f"or of the batch's shape {tuple(inputs.shape)}"
         ) from None
     return full
+
+
+def warn_renamed(owner: str, old: str, new: str, stacklevel: int = 3) -> None:
+    """The DeprecationWarning of an old spelling kept for one release: ``"<owner>: <old> is now <new>"``
+    (``old`` and ``new`` as the user writes them, e.g. ``"option 'steps'"`` / ``"'n_steps'"``)."""
+    warnings.warn(f"{owner}: {old} is now {new}; the old spelling will be removed in the next release",
+                  DeprecationWarning, stacklevel=stacklevel)
 
 
 def check_options(method: str, received: Mapping[str, Any], accepted: Mapping[str, Any]) -> dict[str, Any]:

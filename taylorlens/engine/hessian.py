@@ -30,6 +30,7 @@ from torch.func import grad, jvp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from taylorlens.engine.checks import AttributionInputError, check_positive_int
+from taylorlens.engine.memory import is_out_of_memory
 from taylorlens.engine.passes import Builder, Chunk, Points, inputs_points, run_chunks
 
 if TYPE_CHECKING:
@@ -151,8 +152,9 @@ def _gradient_and_hvp(
     try:
         grads, hvps, outputs = jvp(grad(summed, has_aux=True), (batch,), (vectors,), has_aux=True)
         return outputs.detach(), grads.detach(), hvps.detach()
-    except (RuntimeError, NotImplementedError):  # an operation without a forward-mode derivative
-        pass
+    except (RuntimeError, NotImplementedError) as error:  # an operation without a forward-mode derivative
+        if is_out_of_memory(error):
+            raise
     with torch.enable_grad():
         point = batch.clone().requires_grad_(True)
         outputs = explained(point)

@@ -35,7 +35,8 @@ from torch.overrides import TorchFunctionMode
 
 from taylorlens.engine.checks import AttributionInputError, check_choice
 from taylorlens.engine.decompositions import DECOMPOSITIONS
-from taylorlens.engine.recurrent import RECURRENT
+from taylorlens.engine.lstm_pass import modified_lstm_layer
+from taylorlens.engine.recurrent import RECURRENT, lstm_step, unrolled
 
 #: Elementwise nonlinearities whose gradient a rule replaces (matched by the called function's name).
 ELEMENTWISE = frozenset(
@@ -114,11 +115,24 @@ class Rule:
     passed_through: frozenset[str] = frozenset()
 
     def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
+        return with_multiplier(z, out, self.multiplier(f, z, out, n))
+
+    def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
+        """The rule's ``g(z)`` for ``out = f(z)``, elementwise (rules that only rescale the incoming gradient).
+
+        A rule that overrides :meth:`replace` instead is not :func:`by_multiplier`: the fused recurrent pass
+        (:mod:`~taylorlens.engine.lstm_pass`) then leaves it to the step-by-step unrolling.
+        """
         raise NotImplementedError
 
     def product_factors(self, a: Tensor, b: Tensor, n: int) -> tuple[Tensor, Tensor]:
         """The constants ``(a_bar, b_bar)`` of ``dz = b_bar da + a_bar db`` for ``z = a * b``."""
         raise NotImplementedError
+
+    def gate_factors(self, gate: Tensor, signal: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """:meth:`product_factors` of ``z = gate * signal``, a sigmoid gate of a recurrent cell times its signal
+        (Ancona et al. 2018, Sec. 4.1, multiplicative units; epsilon-LRP overrides it with Arras et al. 2017)."""
+        return self.product_factors(gate, signal, n)
 
     def shared_max(self, x: Tensor, dim: int, n: int) -> Tensor:
         """A constant per softmax row, shared by a point and its reference (its value cancels)."""
@@ -194,7 +208,7 @@ class RescaleRule(Rule):
         shared = torch.maximum(point, reference)
         return torch.cat([shared, shared])
 
-    def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
+    def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
         _paired(z, n)
         z_x, z_ref = z[:n].detach(), z[n:].detach()
         delta = z_x - z_ref
@@ -205,7 +219,7 @@ class RescaleRule(Rule):
             multiplier = torch.where(small, derivative(f, (z_x + z_ref) / 2), ratio)
         else:
             multiplier = (out[:n] - out[n:]) / delta
-        return with_multiplier(z, out, torch.cat([multiplier, multiplier]))
+        return torch.cat([multiplier, multiplier])
 
 
 def _pair_mean(t: Tensor, n: int) -> Tensor:
@@ -225,6 +239,13 @@ class EpsilonRule(Rule):
     layer/group/instance/RMS norm and ``F.normalize``: the normalising statistic is a constant, and so is
     the denominator of a quotient ``a / b`` of two activations. Elementwise functions keep the identity
     rule of Eq. 2 (``g = f(z) / z``, stabilised).
+
+    Gates of recurrent cells (``gate * signal`` in the unrolled LSTM/GRU, :meth:`gate_factors`) get the
+    signal-take-all rule of Arras et al. (2017), the LSTM rule Ancona et al. point to (Sec. 4.1, consideration 5):
+    ``dz/dsignal = gate``, ``dz/dgate = 0``, so the whole ``R_z`` goes to the signal. The uniform rule would
+    send half of it through the gate's sigmoid, whose identity rule ``sigmoid(z) / (z + eps sign z)`` is
+    unbounded near ``z = 0`` (``f(0) != 0``, Sec. 3.1); chained over the time steps those factors overflow
+    (a trained IMDB LSTM gave NaN after ~120 of its 500 steps).
     """
 
     name = "epsilon"
@@ -238,15 +259,22 @@ class EpsilonRule(Rule):
     def product_factors(self, a: Tensor, b: Tensor, n: int) -> tuple[Tensor, Tensor]:
         return a / 2, b / 2
 
-    def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
+    def gate_factors(self, gate: Tensor, signal: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        return gate, torch.zeros_like(signal)
+
+    def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
         zd = z.detach()
-        denominator = zd + self.epsilon * (2 * (zd >= 0).to(zd.dtype) - 1)
+        epsilon = zd.new_full((), self.epsilon)
+        denominator = zd + torch.where(zd >= 0, epsilon, -epsilon)  # sign(0) = 1
         zero = denominator == 0
         if bool(zero.any()):
-            multiplier = torch.where(zero, derivative(f, zd), out / torch.where(zero, torch.ones_like(zd), denominator))
-        else:
-            multiplier = out / denominator
-        return with_multiplier(z, out, multiplier)
+            return torch.where(zero, derivative(f, zd), out / torch.where(zero, torch.ones_like(zd), denominator))
+        return out / denominator
+
+
+def by_multiplier(rule: Rule) -> bool:
+    """Whether ``rule`` modifies gradients only through :meth:`Rule.multiplier` (it keeps the base ``replace``)."""
+    return type(rule).replace is Rule.replace
 
 
 class _PositiveBackward(torch.autograd.Function):
@@ -254,7 +282,7 @@ class _PositiveBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, z: Tensor, out: Tensor, gate: Tensor | None) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(gate if gate is not None else torch.empty(0))
+        ctx.save_for_backward(gate if gate is not None else z.new_empty(0))
         ctx.gated = gate is not None
         return out.clone()
 
@@ -362,9 +390,9 @@ class RuleOps:
     :class:`UnsupportedModelError`.
     """
 
-    def __init__(self, rule: Rule, n_points: int, replace: Callable[[Callable, Tensor, Tensor], Tensor]) -> None:
-        self.rule, self.n_points, self.replace = rule, n_points, replace
-        self.decomposes_softmax = rule.decomposes_softmax
+    def __init__(self, state: _SwapNonlinearityGradients) -> None:
+        self.state, self.rule, self.n_points, self.replace = state, state.rule, state.n_points, state.replace
+        self.decomposes_softmax = self.rule.decomposes_softmax
 
     def elementwise(self, f: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
         if not (isinstance(z, Tensor) and z.requires_grad and z.is_floating_point()):
@@ -381,6 +409,30 @@ class RuleOps:
             out = func(a, b)
         split = func(a, b_bar) + func(a_bar, b)  # the modified gradient; its value is replaced by ``out``
         return out + (split - split.detach())
+
+    def gated(self, gate: Tensor, signal: Tensor) -> Tensor:
+        """``gate * signal`` inside a recurrent cell, split by the rule's :meth:`Rule.gate_factors`."""
+        if not (_input_dependent(gate) and _input_dependent(signal)):
+            return gate * signal
+        gate_bar, signal_bar = self.rule.gate_factors(gate.detach(), signal.detach(), self.n_points)
+        with torch.no_grad():
+            out = gate * signal
+        split = gate * signal_bar + gate_bar * signal
+        return out + (split - split.detach())
+
+    def sequence(
+        self, step: Callable, projected: Tensor, state: tuple[Tensor, ...], weights: tuple, reverse: bool
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """One direction of a recurrent layer: an LSTM whose ``3 T`` nonlinearities all get one
+        :func:`by_multiplier` rule runs as one fused Function (:mod:`~taylorlens.engine.lstm_pass`), any
+        other layer step by step (:func:`~taylorlens.engine.recurrent.unrolled`). Both give the same gradients.
+        """
+        count = 3 * projected.shape[0]  # sigmoid of the gates, tanh of g and of c in every step
+        rule = self.state.rule_ahead(count) if step is lstm_step and _input_dependent(projected) else None
+        if rule is None or not by_multiplier(rule) or any(_input_dependent(w) for w in weights):
+            return unrolled(self, step, projected, state, weights, reverse)
+        self.state.met += count
+        return modified_lstm_layer(rule, self.n_points, projected, state, *weights, reverse)
 
     def quotient(self, a: Tensor, b: Tensor) -> Tensor:
         return self.product(torch.mul, a, self.elementwise(torch.reciprocal, self.statistic(b)))
@@ -413,13 +465,19 @@ class _SwapNonlinearityGradients(TorchFunctionMode):
         super().__init__()
         self.selector, self.rule, self.n_points = selector, selector.default, n_points
         self.met, self.inside = 0, []
-        self.ops = RuleOps(self.rule, n_points, self.replace)
+        self.ops = RuleOps(self)
 
     def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor) -> Tensor:
         """``out = f(z)`` with the gradient of the rule the selector chooses for this nonlinearity."""
         rule = self.selector.rule_for(self.met, self.inside)
         self.met += 1
         return rule.replace(f, z, out, self.n_points)
+
+    def rule_ahead(self, count: int) -> Rule | None:
+        """The rule of the next ``count`` nonlinearities if the selector gives them all the same one, else None."""
+        if any(self.met <= position < self.met + count for position in self.selector.positions):
+            return None
+        return self.selector.rule_for(self.met, self.inside)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

@@ -49,11 +49,18 @@ class PassClock:
         self.seconds = 0.0
         self.tallies: list[Tally] = []
 
-    def timed(self, evaluate: Callable[..., T], *args: object) -> T:
+    def timed(self, evaluate: Callable[..., T], *args: object, device: torch.device | None = None) -> T:
+        """``evaluate(*args)``, its seconds added to the clock; on a CUDA ``device`` the queued work is
+        waited for before and after, so the seconds are those of the pass and not of the launch."""
+        cuda = device is not None and device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize(device)
         start = time.perf_counter()
         try:
             return evaluate(*args)
         finally:
+            if cuda:
+                torch.cuda.synchronize(device)
             elapsed = time.perf_counter() - start
             self.seconds += elapsed
             for open_tally in self.tallies:

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from taylorlens.engine.chunking import plan
+from taylorlens.engine.chunking import plan, remember_fit
+from taylorlens.engine.memory import attempt, is_out_of_memory, warn_batch_size
 from taylorlens.engine.modified_gradients import Rule, RuleSelector, modified_gradients
 from taylorlens.engine.pass_clock import CLOCK
 
@@ -134,8 +135,14 @@ def run_chunks(
     measuring uses the first input's group. Every chunk is counted in the open tallies
     (:func:`~taylorlens.engine.pass_clock.tally`) as ``copies`` points per pair (2 when references share
     the batch).
+
+    A chunk that runs out of memory is evaluated again with half as many points (whole groups), with a
+    :class:`~taylorlens.engine.memory.BatchSizeWarning`, and the size that fits is remembered for the model.
+    Nothing of a failed chunk has been yielded, so no result is lost or counted twice; a single group that
+    does not fit raises the error.
     """
     device = points.inputs.device
+    example = points.inputs[0]
     ways = evaluate if isinstance(evaluate, dict) else {"": evaluate}
 
     def measured(way: Evaluate) -> Callable[[int], Chunk]:
@@ -146,20 +153,41 @@ def run_chunks(
 
         return first_point_repeated
 
-    name, size = plan(request.call.model, points.inputs[0], points.total, kind,
-                      {name: measured(way) for name, way in ways.items()}, request.batch_size, group)
+    name, size = plan(request.call.model, example, points.total, kind,
+                      {name: measured(way) for name, way in ways.items()}, request.batch_size, group, copies)
     evaluate = ways[name]
-    for start in range(0, points.total, size):
-        flat = torch.arange(start, min(start + size, points.total), device=device)
-        if group == 1:
-            sample, variant = flat // points.variants, flat % points.variants
-        else:  # flat = ((input * variants) + variant) * group + member
-            rest = flat // group
-            sample, variant = (rest // points.variants) * group + flat % group, rest % points.variants
-        chunk = CLOCK.timed(evaluate, sample, variant)
+    start = 0
+    while start < points.total:
+        sample, variant = _pairs(points, group, start, min(start + size, points.total))
+        chunk, error = attempt(partial(CLOCK.timed, device=device), evaluate, sample, variant)
+        if error is not None:
+            if size <= group:
+                raise error
+            halved = max(group, size // 2 - (size // 2) % group)
+            given = "" if request.batch_size is None else f"batch_size={request.batch_size}: "
+            warn_batch_size(f"{given}a chunk of {size} points ran out of memory ({_first_line(error)}); "
+                            f"retrying with {halved} points per pass")
+            remember_fit(request.call.model, example, kind, halved)
+            size = halved
+            continue
         rows = request.rows[sample]
         CLOCK.count(kind, rows if copies == 1 else rows.repeat(copies))
         yield chunk
+        start += sample.shape[0]
+
+
+def _pairs(points: Points, group: int, start: int, stop: int) -> tuple[Tensor, Tensor]:
+    """The (sample, variant) pairs of flat positions ``start:stop`` (sample-major, groups kept together)."""
+    flat = torch.arange(start, stop, device=points.inputs.device)
+    if group == 1:
+        return flat // points.variants, flat % points.variants
+    rest = flat // group  # flat = ((input * variants) + variant) * group + member
+    return (rest // points.variants) * group + flat % group, rest % points.variants
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:120]}" if text else type(error).__name__
 
 
 def forward(request: Request, points: Points) -> Tensor:
@@ -304,8 +332,9 @@ def _per_target_gradients(outputs: Tensor, batch: Tensor, batched: bool = True) 
             (grads,) = torch.autograd.grad(outputs, batch, seeds, retain_graph=True, is_grads_batched=True,
                                            allow_unused=True, materialize_grads=True)
             return grads
-        except (RuntimeError, NotImplementedError):  # an operation without a batching rule: one pass per target
-            pass
+        except (RuntimeError, NotImplementedError) as error:  # no batching rule: one pass per target
+            if is_out_of_memory(error):
+                raise
     per_target = [
         torch.autograd.grad(outputs[:, t].sum(), batch, retain_graph=t < count - 1, allow_unused=True,
                             materialize_grads=True)[0]

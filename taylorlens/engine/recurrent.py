@@ -7,7 +7,9 @@ equations of the ``torch.nn`` documentation: linear maps, elementwise ``sigmoid`
 ``ops.elementwise`` and the products of gates and states through ``ops.product``. All layers,
 bidirectional, ``batch_first`` and LSTM projections (``proj_size``) are covered; the outputs equal the
 fused ones to float tolerance (tests/engine/test_recurrent.py). With :class:`PlainOps` they are ordinary
-torch code. Packed sequences are refused.
+torch code. Packed sequences are refused. Each direction of each layer runs through ``ops.sequence``:
+:func:`unrolled` step by step, or (the rules' ops, LSTM layers) :mod:`~taylorlens.engine.lstm_pass`.
+Inside the cells, ``ops.gated(gate, signal)`` is a product of a sigmoid gate and the value it gates.
 
 LSTM (gates ``i, f, g, o`` in that order in ``weight_ih``/``weight_hh``)::
 
@@ -41,6 +43,14 @@ class PlainOps:
     def product(self, func: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor) -> Tensor:
         return func(a, b)
 
+    def gated(self, gate: Tensor, signal: Tensor) -> Tensor:
+        return gate * signal
+
+    def sequence(
+        self, step: Step, projected: Tensor, state: tuple[Tensor, ...], weights: Sequence[Tensor | None], reverse: bool
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        return unrolled(self, step, projected, state, weights, reverse)
+
     def statistic(self, t: Tensor) -> Tensor:
         return t
 
@@ -58,8 +68,8 @@ def lstm_step(ops: Any, projected: Tensor, state: tuple[Tensor, ...], weights: S
     # One elementwise call for the three sigmoid gates (the sigmoid of the g block is computed and unused).
     i, f, _, o = ops.elementwise(torch.sigmoid, gates).chunk(4, dim=-1)
     g = ops.elementwise(torch.tanh, gates.chunk(4, dim=-1)[2])
-    c = ops.product(torch.mul, f, c) + ops.product(torch.mul, i, g)
-    h = ops.product(torch.mul, o, ops.elementwise(torch.tanh, c))
+    c = ops.gated(f, c) + ops.gated(i, g)
+    h = ops.gated(o, ops.elementwise(torch.tanh, c))
     return (h if w_hr is None else F.linear(h, w_hr)), c
 
 
@@ -70,8 +80,8 @@ def gru_step(ops: Any, projected: Tensor, state: tuple[Tensor, ...], weights: Se
     h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
     reset = ops.elementwise(torch.sigmoid, x_r + h_r)
     update = ops.elementwise(torch.sigmoid, x_z + h_z)
-    new = ops.elementwise(torch.tanh, x_n + ops.product(torch.mul, reset, h_n))
-    return (ops.product(torch.mul, 1 - update, new) + ops.product(torch.mul, update, h),)
+    new = ops.elementwise(torch.tanh, x_n + ops.gated(reset, h_n))
+    return (ops.gated(1 - update, new) + ops.gated(update, h),)
 
 
 def rnn_step(nonlinearity: Callable[[Tensor], Tensor]) -> Step:
@@ -80,6 +90,19 @@ def rnn_step(nonlinearity: Callable[[Tensor], Tensor]) -> Step:
         return (ops.elementwise(nonlinearity, projected + F.linear(state[0], w_hh, b_hh)),)
 
     return step
+
+
+def unrolled(
+    ops: Any, step: Step, projected: Tensor, state: tuple[Tensor, ...], weights: Sequence[Tensor | None],
+    reverse: bool,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One direction of one layer, step by step: ``hidden (T, B, P)`` and the last state."""
+    steps = range(projected.shape[0] - 1, -1, -1) if reverse else range(projected.shape[0])
+    hidden = [None] * projected.shape[0]
+    for t in steps:
+        state = step(ops, projected[t], state, weights)
+        hidden[t] = state[0]
+    return torch.stack(hidden), state
 
 
 def _layers(
@@ -103,12 +126,8 @@ def _layers(
             w_hr = weights[-1] if per_direction in (3, 5) else None
             projected = F.linear(sequence, w_ih, b_ih)  # every time step at once
             state = tuple(s[index] for s in hx)
-            steps = range(sequence.shape[0] - 1, -1, -1) if direction else range(sequence.shape[0])
-            hidden = [None] * sequence.shape[0]
-            for t in steps:
-                state = step(ops, projected[t], state, (w_hh, b_hh, w_hr))
-                hidden[t] = state[0]
-            outputs.append(torch.stack(hidden))
+            hidden, state = ops.sequence(step, projected, state, (w_hh, b_hh, w_hr), bool(direction))
+            outputs.append(hidden)
             for final, s in zip(finals, state, strict=True):
                 final.append(s)
         sequence = torch.cat(outputs, dim=-1) if directions == 2 else outputs[0]

@@ -17,7 +17,6 @@ a method reports (:meth:`Request.note`, e.g. the steps and completeness gap of `
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -25,7 +24,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from taylorlens.engine import MODEL_OPTIONS, Request
-from taylorlens.engine.checks import check_options
+from taylorlens.engine.checks import check_options, warn_renamed
 from taylorlens.engine.pass_clock import tally
 
 #: Options every method accepts: they say how the model is called and go to ``Request.build``.
@@ -101,8 +100,7 @@ class Method:
         options = dict(options)
         for old, new in cls.renamed.items():
             if old in options:
-                warnings.warn(f"{cls.name}: option {old!r} is now {new!r}; {old!r} will be removed in the next release",
-                              DeprecationWarning, stacklevel=4)
+                warn_renamed(cls.name, f"option {old!r}", repr(new), stacklevel=5)
                 options.setdefault(new, options.pop(old))
         return options
 

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from taylorlens.engine import Points, Request
-from taylorlens.engine.checks import AttributionInputError, check_options, check_positive_int
+from taylorlens.engine.checks import AttributionInputError, check_options, check_positive_int, warn_renamed
 from taylorlens.methods.base import Method
 from taylorlens.methods.registry import register
 from taylorlens.methods.smoothing import gaussian_noise
@@ -37,8 +37,10 @@ from taylorlens.metrics.smoothness import autvc
 
 #: Search settings (Algorithm 1's parameters) and their defaults.
 SEARCH_DEFAULTS: dict[str, Any] = {"i_max": 20, "s_max": 3, "alpha": 0.1, "gamma": 0.9, "metric_options": None}
-#: ``sigma`` names that ask SmoothTaylor for adaptive noising.
-OBJECTIVES = ("adaptive_aupc", "adaptive_autvc")
+#: ``adaptive`` names: the objective Algorithm 1 minimises.
+OBJECTIVES = ("aupc", "autvc")
+#: The old spellings (``sigma="adaptive_aupc"``), accepted for one release with a DeprecationWarning.
+_OLD_OBJECTIVES = {f"adaptive_{name}": name for name in OBJECTIVES}
 #: An objective: ``(model, inputs, attributions, target) -> (B,)`` scores, lower is better.
 Objective = Callable[[Any, Tensor, Tensor, Any], Tensor]
 
@@ -47,25 +49,61 @@ Objective = Callable[[Any, Tensor, Tensor, Any], Tensor]
 class SmoothTaylor(Method):
     """SmoothTaylor (Goh et al. 2020, Eq. 9-10): ``mean_r (x - z_r) * grad f(z_r)``, ``z_r = x + eps_r``.
 
-    Options: ``sigma`` (0.5, the paper's Fig. 1 setting; noise std in input units), ``n_roots`` (150),
-    ``seed``. ``sigma="adaptive_aupc"`` / ``"adaptive_autvc"`` / a callable objective searches sigma per
-    input (Algorithm 1: ``adaptive`` = dict of its settings ``i_max``, ``s_max``, ``alpha``, ``gamma`` and
-    ``metric_options``, keyword arguments of the objective's metric, e.g. ``{"k": 3, "L": 10}`` for small
-    images); the returned tensor then carries the chosen sigmas as ``maps.sigmas`` (B,). A callable
-    objective is ``(model, inputs, attributions, target) -> (B,)`` scores to minimise.
+    Options: ``sigma`` (0.5, the paper's Fig. 1 setting; noise std in input units, a number), ``n_roots``
+    (150), ``seed``. ``adaptive="aupc"`` / ``"autvc"`` / a callable objective searches sigma per input
+    instead (Algorithm 1, starting at ``mean |x|`` as the paper does, so ``sigma`` is not used);
+    ``adaptive_options`` = dict of its settings ``i_max``, ``s_max``, ``alpha``, ``gamma`` and
+    ``metric_options`` (keyword arguments of the objective's metric, e.g. ``{"k": 3, "L": 10}`` for small
+    images). The returned tensor then carries the chosen sigmas as ``maps.sigmas`` (B,). A callable
+    objective is ``(model, inputs, attributions, target) -> (B,)`` scores to minimise. The old spellings
+    ``sigma="adaptive_aupc"`` and ``adaptive={...settings...}`` still work with a DeprecationWarning.
     """
 
     name = "smooth_taylor"
     # First-order Taylor terms at Gaussian roots around x: unbiased baselines only (Deng et al. 2021).
     principles = {"low_approximation_error": "no", "correct_assignment": "no", "unbiased_baseline": "full"}
-    options = {"sigma": 0.5, "n_roots": 150, "seed": None, "adaptive": None}
+    options = {"sigma": 0.5, "n_roots": 150, "seed": None, "adaptive": None, "adaptive_options": None}
 
-    def compute(self, request: Request, sigma: Any, n_roots: int, seed: int | None, adaptive: Any) -> Tensor:
-        if isinstance(sigma, str) or callable(sigma):  # adaptive noising, Algorithm 1
-            maps, sigmas = adaptive_noising(request, sigma, n_roots, seed, **(adaptive or {}))
+    def compute(
+        self, request: Request, sigma: Any, n_roots: int, seed: int | None, adaptive: Any, adaptive_options: Any
+    ) -> Tensor:
+        adaptive, adaptive_options = _current_adaptive(sigma, adaptive, adaptive_options)
+        if adaptive is not None:  # adaptive noising, Algorithm 1
+            maps, sigmas = adaptive_noising(request, adaptive, n_roots, seed, **adaptive_options)
             maps.sigmas = sigmas
             return maps
         return smooth_taylor(request, gaussian_noise(request, n_roots, sigma, seed, count_name="n_roots"))
+
+
+def _current_adaptive(sigma: Any, adaptive: Any, options: Any) -> tuple[Any, dict[str, Any]]:
+    """``(objective or None, search settings)`` from the options, translating the old spellings."""
+    if isinstance(adaptive, dict):  # old: ``adaptive`` held the search settings
+        warn_renamed("smooth_taylor", "adaptive={...search settings...}", "adaptive_options={...} ('adaptive' "
+                     "names the objective)", stacklevel=6)
+        if options is not None:
+            raise AttributionInputError("smooth_taylor: pass the search settings once, in 'adaptive_options'")
+        adaptive, options = None, adaptive
+    if isinstance(sigma, str) and sigma not in _OLD_OBJECTIVES and sigma not in OBJECTIVES:
+        raise AttributionInputError(f"smooth_taylor: sigma must be a number (the noise std), got {sigma!r}; "
+                                    f"adaptive noising is adaptive={' or '.join(map(repr, OBJECTIVES))}")
+    if isinstance(sigma, str) or callable(sigma):  # old: ``sigma`` named the objective
+        warn_renamed("smooth_taylor", f"sigma={sigma!r}", f"adaptive={_OLD_OBJECTIVES.get(sigma, sigma)!r} "
+                     "(sigma is a number)", stacklevel=6)
+        if adaptive is not None:
+            raise AttributionInputError("smooth_taylor: the objective is given twice, as sigma and as adaptive")
+        adaptive = _OLD_OBJECTIVES.get(sigma, sigma)
+    if options is not None and not isinstance(options, dict):
+        raise AttributionInputError(f"smooth_taylor: adaptive_options must be a dict of search settings "
+                                    f"({', '.join(SEARCH_DEFAULTS)}), got {type(options).__name__}")
+    if options and adaptive is None:
+        raise AttributionInputError("smooth_taylor: adaptive_options were given without adaptive= (the "
+                                    f"objective: {', '.join(map(repr, OBJECTIVES))} or a callable)")
+    if adaptive is not None and not (callable(adaptive) or adaptive in OBJECTIVES):
+        raise AttributionInputError(
+            f"smooth_taylor: adaptive must be None, one of {', '.join(map(repr, OBJECTIVES))} or a callable "
+            f"(model, inputs, attributions, target) -> (B,) scores to minimise, got {adaptive!r}"
+        )
+    return adaptive, dict(options or {})
 
 
 def smooth_taylor(request: Request, noise: Tensor) -> Tensor:
@@ -134,11 +172,11 @@ def adaptive_noising(
 def _objective(objective: str | Objective, options: dict[str, Any], seed: int) -> Objective:
     if callable(objective):
         return objective
-    if objective in ("adaptive_aupc", "aupc"):
+    if objective == "aupc":
         return lambda model, x, maps, target: aupc(model, x, maps, target, seed=seed, **options).aupc
-    if objective in ("adaptive_autvc", "autvc"):
-        return lambda model, x, maps, target: autvc(model, x, maps, target, **options).autvc
+    if objective == "autvc":
+        return lambda model, x, maps, target: autvc(maps, **options).autvc
     raise AttributionInputError(
-        f"sigma/objective must be a number, one of {', '.join(map(repr, OBJECTIVES))} or a callable "
+        f"adaptive must be one of {', '.join(map(repr, OBJECTIVES))} or a callable "
         f"(model, inputs, attributions, target) -> (B,) scores to minimise, got {objective!r}"
     )

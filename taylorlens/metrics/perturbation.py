@@ -11,7 +11,6 @@ and reports AOPC; the SmoothTaylor paper (Goh et al. 2020, Sec. IV-C-1, Eqs. 11-
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -22,21 +21,24 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from taylorlens.engine import Points, Request, broadcast_baseline
-from taylorlens.engine.checks import AttributionInputError, check_choice, check_positive_int
+from taylorlens.engine.checks import AttributionInputError, check_choice, check_positive_int, warn_renamed
 from taylorlens.metrics import features
 from taylorlens.metrics.areas import aopc, aopc_curve, simpson
 from taylorlens.metrics.common import as_images, check_attributions, metric_request, value_range
 from taylorlens.metrics.registry import register
 
-ORDERS = ("most_relevant_first", "least_relevant_first")
+#: Removal orders, named as in ROAD (:mod:`taylorlens.metrics.road`): most / least relevant first.
+ORDERS = ("morf", "lerf")
+#: The old spellings, accepted for one release with a DeprecationWarning.
+_OLD_ORDERS = {"most_relevant_first": "morf", "least_relevant_first": "lerf"}
 #: Settings that reproduce the papers' curves (``perturbation_curve(..., preset=name)``).
 PRESETS: dict[str, dict[str, Any]] = {
     # Ancona et al. 2018, Fig. 3c: one pixel at a time to 0 (run once per order).
-    "ancona_fig3c": {"region": 1, "step": 1, "steps": None, "baseline": 0.0, "feature_groups": "pixel"},
+    "ancona_fig3c": {"region": 1, "step": 1, "n_steps": None, "baseline": 0.0, "feature_groups": "pixel"},
     # Sundararajan et al., Sec. 2.7: the top 5000 pixels, 100 per step, 50 steps, zeros (all channels).
-    "ig_pixel_ablation": {"region": 1, "step": 100, "steps": 50, "baseline": 0.0, "feature_groups": "pixel"},
+    "ig_pixel_ablation": {"region": 1, "step": 100, "n_steps": 50, "baseline": 0.0, "feature_groups": "pixel"},
 }
-_DEFAULTS: dict[str, Any] = {"region": 1, "step": 1, "steps": None, "baseline": 0.0, "feature_groups": None}
+_DEFAULTS: dict[str, Any] = {"region": 1, "step": 1, "n_steps": None, "baseline": 0.0, "feature_groups": None}
 _UNSET: Any = object()
 
 
@@ -84,10 +86,10 @@ def perturbation_curve(
     attributions: Tensor,
     target: Any = None,
     *,
-    order: str = "most_relevant_first",
+    order: str = "morf",
     region: int = _UNSET,
     step: int = _UNSET,
-    steps: int | None = _UNSET,
+    n_steps: int | None = _UNSET,
     baseline: Any = _UNSET,
     feature_groups: Any = _UNSET,
     valid_range: Any = None,
@@ -101,24 +103,26 @@ def perturbation_curve(
     Units are features (``region=1``; grouped by ``feature_groups``, e.g. ``"pixel"`` = all channels,
     ranked by their summed attribution) or non-overlapping ``region x region`` squares of the last two
     dimensions (ranked by mean channel-summed attribution, chosen greedily among all window positions).
-    ``order``: ``"most_relevant_first"`` (largest attribution first) or ``"least_relevant_first"``. Step t
-    removes ``step`` more units; ``steps`` (default: until all are removed). Removed features take
-    ``baseline`` (the old name ``replacement`` still works with a DeprecationWarning): a number or tensor
+    ``order``: ``"morf"`` (most relevant first: largest attribution first) or ``"lerf"`` (least relevant
+    first). Step t removes ``step`` more units; ``n_steps`` steps (default: until all are removed). Removed
+    features take ``baseline``: a number or tensor
     broadcastable to the inputs (default 0.0), ``"uniform"`` (noise in
     ``valid_range``, default the batch's min and max, drawn once per input), or a callable
     ``(points, mask) -> values`` for a chunk of points ``(n, ...)`` and their bool mask of removed features.
     ``preset``: ``"ancona_fig3c"`` or ``"ig_pixel_ablation"`` (see :data:`PRESETS`); explicit arguments win.
-    All steps of all inputs go through the model as one chunked forward job.
+    All steps of all inputs go through the model as one chunked forward job. Old spellings still work for
+    one release with a DeprecationWarning: ``replacement`` (now ``baseline``), ``steps`` (now ``n_steps``),
+    ``order="most_relevant_first"`` / ``"least_relevant_first"`` (now ``"morf"`` / ``"lerf"``).
     """
-    if "replacement" in model_options:
-        warnings.warn("perturbation_curve: option 'replacement' is now 'baseline'; 'replacement' will be removed "
-                      "in the next release", DeprecationWarning, stacklevel=2)
-        replacement = model_options.pop("replacement")
-        baseline = replacement if baseline is _UNSET else baseline
+    baseline = _renamed(model_options, "replacement", "baseline", baseline)
+    n_steps = _renamed(model_options, "steps", "n_steps", n_steps)
+    if order in _OLD_ORDERS:
+        warn_renamed("perturbation_curve", f"order={order!r}", repr(_OLD_ORDERS[order]))
+        order = _OLD_ORDERS[order]
     settings = dict(_DEFAULTS)
     if preset is not None:
         settings.update(PRESETS[check_choice("preset", preset, tuple(PRESETS))])
-    given = {"region": region, "step": step, "steps": steps, "baseline": baseline,
+    given = {"region": region, "step": step, "n_steps": n_steps, "baseline": baseline,
              "feature_groups": feature_groups}
     settings.update({k: v for k, v in given.items() if v is not _UNSET})
     check_choice("order", order, ORDERS)
@@ -131,7 +135,8 @@ def perturbation_curve(
         position, units = _feature_positions(a, settings["feature_groups"], order)
     else:
         position, units = _region_positions(a, size, order)
-    count = math.ceil(units / per_step) if settings["steps"] is None else check_positive_int("steps", settings["steps"])
+    count = settings["n_steps"]
+    count = math.ceil(units / per_step) if count is None else check_positive_int("n_steps", count)
     fill = _baseline(settings["baseline"], request, valid_range, seed)
 
     def build(sample: Tensor, variant: Tensor) -> Tensor:
@@ -144,6 +149,17 @@ def perturbation_curve(
         curve = request.forward(Points(x, count + 1, build))
     removed = (torch.arange(count + 1, device=x.device) * per_step).clamp(max=units)
     return PerturbationCurve(curve, removed, aopc(curve), aopc_curve(curve))
+
+
+def _renamed(options: dict[str, Any], old: str, new: str, value: Any) -> Any:
+    """``value`` of option ``new``, taken from the old name ``old`` in ``options`` (popped, with a warning)."""
+    if old not in options:
+        return value
+    warn_renamed("perturbation_curve", f"option {old!r}", repr(new), stacklevel=4)
+    given = options.pop(old)
+    if value is not _UNSET:
+        raise AttributionInputError(f"perturbation_curve: {new!r} is given twice, also under its old name {old!r}")
+    return given
 
 
 @register("aupc", higher_is_better=False, value="AUPC (Simpson area, Eq. 12)", seeded=True,

@@ -54,12 +54,18 @@ def curves_figure(title: str, metric: str, curves: dict[str, list[dict[str, list
     return png(figure)
 
 
-def road_figure(title: str, curves: dict[str, dict[str, list[dict[str, list[float]]]]]) -> bytes:
+#: ROAD's y-axis per ``readout`` (taylorlens.metrics.road): what each curve point is.
+ROAD_Y_LABELS = {"output": "explained output", "correct": "accuracy (fraction predicting the target)"}
+
+
+def road_figure(title: str, curves: dict[str, dict[str, list[dict[str, list[float]]]]],
+                readout: str = "output") -> bytes:
     """ROAD curves (Rong et al. 2022, Fig. 4): per method its mean MoRF curve (solid) and LeRF curve (dashed)
     in one colour; a method whose LeRF curve lies above its MoRF curve ranks pixels consistently.
 
     ``curves`` maps a method label to ``{"morf": rows, "lerf": rows}`` (either may be missing), each row one
-    sample's ``{"x": [...], "y": [...]}``.
+    sample's ``{"x": [...], "y": [...]}``. ``readout``: the metric's option, naming the y-axis
+    (:data:`ROAD_Y_LABELS`: the explained output, or the accuracy for ``"correct"``).
     """
     info = available()["road"]
     figure, axis = plt.subplots(figsize=(6, 3.6))
@@ -71,7 +77,7 @@ def road_figure(title: str, curves: dict[str, dict[str, list[dict[str, list[floa
             values = np.array([r["y"] for r in rows], dtype=float)
             axis.plot(rows[0]["x"], np.nanmean(values, axis=0), style, color=f"C{index % 10}",
                       label=f"{label} {order.upper()}", linewidth=1.4)
-    axis.set(title=title, xlabel=info.curve_axis, ylabel=info.curve_label)
+    axis.set(title=title, xlabel=info.curve_axis, ylabel=ROAD_Y_LABELS.get(readout, info.curve_label))
     axis.legend(fontsize=7, loc="best")
     axis.grid(alpha=0.3)
     return png(figure)

@@ -126,7 +126,8 @@ def _curves_section(db: sqlite3.Connection) -> str:
     # a curve is {"x": [...], "y": [...]}; the x values are shared by every sample of a metric entry
     figures = [_img(curves_figure(f"{metric_label} on {model}", metric, curves), f"{metric_label} {model}")
                for (model, metric, metric_label), curves in sorted(groups.items())]
-    figures += [_img(road_figure(f"{entry} on {model}", curves), f"{entry} {model}")
+    figures += [_img(road_figure(f"{entry} on {model}", curves,
+                                 "correct" if "readout=correct" in entry else "output"), f"{entry} {model}")
                 for (model, entry), curves in sorted(road.items())]
     return "<h2>Curves</h2>" + ("".join(figures) or "<p>No curve metric in this run.</p>")
 
@@ -172,18 +173,22 @@ def _text_gallery_section(
     db: sqlite3.Connection, methods: list[tuple], words: dict[str, dict[str, list[str]]]
 ) -> str:
     """Per model and gallery sample, one row of words per method coloured by its per-word scores (stored by
-    the bench for the last ``len(words)`` positions: reviews are padded in front)."""
+    the bench for the last ``len(words)`` positions: reviews are padded in front), titled with the method's
+    total over all positions; where a ``scaling_path`` was measured, the heading gives the explained output at
+    the input and at the baseline, which a complete method's total equals the difference of (IG paper,
+    Figs. 9-10: the total IG next to the prediction score)."""
     labels = dict(db.execute("SELECT sample, label FROM inputs"))
     parts = ["<h2>Word gallery</h2><p class='muted'>Each word coloured by its attribution (sum over its embedding "
              "components; Occlusion-1: the output drop when the word's embedding is zero): red positive, blue "
-             "negative, white 0, scale per row.</p>"]
+             "negative, white 0, scale per row; <i>total</i>: the sum over all positions.</p>"]
     samples = sorted({int(s) for shown in words.values() for s in shown})
     sample_words = {int(s): w for shown in words.values() for s, w in shown.items()}
     for model in sorted({m[0] for m in methods}):
         parts.append(f"<h3>{html.escape(model)}</h3>")
         for sample in samples:
             text = sample_words[sample]
-            parts.append(f"<h4>sample {sample}: {html.escape(str(labels.get(sample, '')))}</h4>")
+            output = _explained_output(db, model, sample)
+            parts.append(f"<h4>sample {sample}: {html.escape(str(labels.get(sample, '')))}{output}</h4>")
             for _, key, _, label in (m for m in methods if m[0] == model):
                 stored = db.execute("SELECT array FROM maps WHERE model=? AND method_key=? AND sample=?",
                                     (model, key, sample)).fetchone()
@@ -191,8 +196,20 @@ def _text_gallery_section(
                     continue
                 scores = bytes_array(stored[0]).reshape(-1)
                 shown = scores[len(scores) - len(text):].tolist() if text else []
-                parts.append(words_html(text, shown, title=label))
+                parts.append(words_html(text, shown, title=f"{label}: total {float(scores.sum()):+.4g}"))
     return "".join(parts)
+
+
+def _explained_output(db: sqlite3.Connection, model: str, sample: int) -> str:
+    """`` (explained output f(x) = ..., at the baseline ...)`` from a stored scaling path (its ends are
+    alpha = 1 and alpha = 0), or ``""`` when none was measured."""
+    row = db.execute("SELECT curve FROM results WHERE model=? AND sample=? AND metric='scaling_path' "
+                     "AND curve IS NOT NULL LIMIT 1", (model, sample)).fetchone()
+    if row is None:
+        return ""
+    path = json.loads(row[0])["y"]
+    return (f" (explained output {path[-1]:.4g}, at the baseline {path[0]:.4g}: difference "
+            f"{path[-1] - path[0]:+.4g})")
 
 
 def _setup_section(db: sqlite3.Connection, configs: dict[str, dict], environment: dict) -> str:

@@ -35,7 +35,6 @@ from torch import Tensor
 
 from taylorlens.engine import MODEL_OPTIONS, Points, Request, RescaleRule, RuleSelector, inputs_points
 from taylorlens.engine.checks import AttributionInputError, check_options, check_positive_int
-from taylorlens.engine.modified_gradients import with_multiplier
 from taylorlens.methods.occlusion import Windows
 from taylorlens.methods.paths import expected_baselines
 from taylorlens.methods.registry import method_class
@@ -150,11 +149,11 @@ class _TaylorRescaleRule(RescaleRule):
 
     name = "taylor_rescale"
 
-    def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
+    def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
         z_x, z_ref = z[:n].detach(), z[n:].detach()
         slope, curvature = _first_two_derivatives(f, z_x)
         multiplier = slope - 0.5 * curvature * (z_x - z_ref)
-        return with_multiplier(z, out, torch.cat([multiplier, multiplier]))
+        return torch.cat([multiplier, multiplier])
 
 
 def _first_two_derivatives(f: Callable[[Tensor], Tensor], z: Tensor) -> tuple[Tensor, Tensor]:

@@ -175,6 +175,14 @@ def test_language_model_config_explains_the_next_word_softmax_of_sections(tiny_z
     for sample in (0, 1):  # Fig. 8: the next word's softmax score from alpha = 0 to alpha = 1 (the prediction)
         assert paths[sample]["x"][0] == 0.0 and paths[sample]["x"][-1] == 1.0
         assert paths[sample]["y"][-1] == pytest.approx(float(probabilities[sample]), rel=1e-9)
+    # The word gallery puts each method's total next to the prediction score (IG paper, Figs. 9-10).
+    page = render(tmp_path / "out").read_text()
+    for sample in (0, 1):
+        p_x, p_0 = paths[sample]["y"][-1], paths[sample]["y"][0]
+        assert f"explained output {p_x:.4g}, at the baseline {p_0:.4g}: difference {p_x - p_0:+.4g}" in page
+    with Store(tmp_path / "out") as store:
+        totals = {sample: float(scores.sum()) for sample, scores in gallery(store, "integrated_gradients").items()}
+    assert totals and all(f"integrated_gradients(steps=400): total {t:+.4g}" in page for t in totals.values())
 
 
 def test_text_config_errors_name_the_field_and_what_is_accepted():

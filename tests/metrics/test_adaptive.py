@@ -1,8 +1,12 @@
 """Adaptive noising (SmoothTaylor paper, Algorithm 1) against a scalar transcription of the algorithm."""
 
+from contextlib import nullcontext
+
+import pytest
 import torch
 
 import taylorlens
+from taylorlens.engine.checks import AttributionInputError
 from taylorlens.metrics import autvc
 
 
@@ -54,19 +58,46 @@ def test_adaptive_noising_follows_algorithm_1(linear_model):
     assert torch.allclose(maps, sigmas.view(-1, 1, 1, 1) * unit)
 
 
-def test_smooth_taylor_method_exposes_the_chosen_sigmas(digits):
+def smooth_taylor(digits, count, **options):
+    """SmoothTaylor maps of the first ``count`` digits with 10 roots, seed 0."""
     model, x, y = digits
-    x, y = x[:4], y[:4]
-    settings = {"i_max": 3, "metric_options": {"min_size": 4}}
-    maps = taylorlens.attribute(model, x, y, method="smooth_taylor", sigma="adaptive_autvc", n_roots=10, seed=0,
-                                adaptive=settings)
-    assert maps.shape == x.shape and maps.sigmas.shape == (4,) and bool((maps.sigmas > 0).all())
-    def objective(model, inputs, maps, target):  # the built-in objective, as a user would write it
-        return autvc(model, inputs, maps, target, min_size=4).autvc
+    return taylorlens.attribute(model, x[:count], y[:count], method="smooth_taylor", n_roots=10, seed=0, **options)
 
-    again = taylorlens.attribute(model, x, y, method="smooth_taylor", sigma=objective, n_roots=10, seed=0,
-                                 adaptive={"i_max": 3})
+
+def test_smooth_taylor_method_exposes_the_chosen_sigmas(digits):
+    settings = {"i_max": 3, "metric_options": {"min_size": 4}}
+    maps = smooth_taylor(digits, 4, adaptive="autvc", adaptive_options=settings)
+    assert maps.shape == digits[1][:4].shape and maps.sigmas.shape == (4,) and bool((maps.sigmas > 0).all())
+
+    def objective(model, inputs, maps, target):  # the built-in objective, as a user would write it
+        return autvc(maps, min_size=4).autvc
+
+    again = smooth_taylor(digits, 4, adaptive=objective, adaptive_options={"i_max": 3})
     assert torch.allclose(again, maps) and torch.equal(again.sigmas, maps.sigmas)
-    aupc_maps = taylorlens.attribute(model, x, y, method="smooth_taylor", sigma="adaptive_aupc", n_roots=10, seed=0,
-                                     adaptive={"i_max": 2, "metric_options": {"k": 2, "L": 4, "P": 4}})
+    aupc_maps = smooth_taylor(digits, 4, adaptive="aupc",
+                              adaptive_options={"i_max": 2, "metric_options": {"k": 2, "L": 4, "P": 4}})
     assert aupc_maps.sigmas.shape == (4,)
+
+
+def test_old_spellings_of_adaptive_noising_warn_and_give_the_same_maps(digits):
+    settings = {"i_max": 2, "metric_options": {"min_size": 4}}
+    new = smooth_taylor(digits, 3, adaptive="autvc", adaptive_options=settings)
+    with pytest.warns(DeprecationWarning, match="adaptive_options") as caught:
+        old = smooth_taylor(digits, 3, sigma="adaptive_autvc", adaptive=settings)
+    assert any("adaptive='autvc'" in str(w.message) for w in caught)
+    assert torch.equal(old, new) and torch.equal(old.sigmas, new.sigmas)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"adaptive": "adaptive_aupc"}, "adaptive must be None, one of 'aupc', 'autvc'"),
+    ({"adaptive_options": {"i_max": 2}}, "without adaptive="),
+    ({"adaptive": "aupc", "adaptive_options": [2]}, "adaptive_options must be a dict"),
+    ({"adaptive": "aupc", "adaptive_options": {"steps": 2}}, "steps"),
+    ({"sigma": "wide"}, "sigma must be a number"),
+    ({"sigma": "adaptive_aupc", "adaptive": "autvc"}, "given twice"),
+])
+def test_adaptive_noising_refuses_bad_options(digits, options, message):
+    warns = "adaptive_" in str(options.get("sigma"))
+    with pytest.warns(DeprecationWarning) if warns else nullcontext():
+        with pytest.raises(AttributionInputError, match=message):
+            smooth_taylor(digits, 2, **options)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import taylorlens
+from taylorlens.engine.checks import AttributionInputError
 from taylorlens.metrics import aupc, perturbation_curve
 from taylorlens.metrics.perturbation import PRESETS, top_regions
 
@@ -10,7 +11,7 @@ def test_curve_of_a_linear_model_follows_the_sorted_contributions(linear_model):
     x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
     a = x * linear_model.weight
     f_x = linear_model(x)
-    for order, descending in (("most_relevant_first", True), ("least_relevant_first", False)):
+    for order, descending in (("morf", True), ("lerf", False)):
         result = perturbation_curve(linear_model, x, a, None, order=order)
         steps = a.flatten(1).sort(1, descending=descending).values.cumsum(1)
         expected = torch.cat([f_x[:, None], f_x[:, None] - steps], 1)
@@ -21,19 +22,19 @@ def test_curve_of_a_linear_model_follows_the_sorted_contributions(linear_model):
 def test_steps_of_s_features_and_the_ig_preset_count_removed_units(linear_model):
     x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
     a = x * linear_model.weight
-    result = perturbation_curve(linear_model, x, a, None, step=10, steps=4)
+    result = perturbation_curve(linear_model, x, a, None, step=10, n_steps=4)
     steps = a.flatten(1).sort(1, descending=True).values.cumsum(1)[:, [9, 19, 29, 39]]
     assert torch.allclose(result.curve[:, 1:], linear_model(x)[:, None] - steps, atol=1e-9)
-    assert PRESETS["ig_pixel_ablation"]["step"] == 100 and PRESETS["ig_pixel_ablation"]["steps"] == 50
-    preset = perturbation_curve(linear_model, x, a, None, preset="ig_pixel_ablation", steps=3, step=5)
+    assert PRESETS["ig_pixel_ablation"]["step"] == 100 and PRESETS["ig_pixel_ablation"]["n_steps"] == 50
+    preset = perturbation_curve(linear_model, x, a, None, preset="ig_pixel_ablation", n_steps=3, step=5)
     assert preset.curve.shape == (2, 4) and preset.removed.tolist() == [0, 5, 10, 15]
 
 
-def test_aopc_most_relevant_first_exceeds_least_relevant_first(linear_model):
+def test_aopc_morf_exceeds_lerf(linear_model):
     x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
     a = x * linear_model.weight
     most = perturbation_curve(linear_model, x, a, None, preset="ancona_fig3c")
-    least = perturbation_curve(linear_model, x, a, None, preset="ancona_fig3c", order="least_relevant_first")
+    least = perturbation_curve(linear_model, x, a, None, preset="ancona_fig3c", order="lerf")
     assert bool((most.aopc > least.aopc).all())
 
 
@@ -104,7 +105,7 @@ def test_digit_model_sanity_ig_beats_random_and_morf_beats_lerf(digits):
     random_aupc = aupc(model, x, random, y, k=2, L=8, P=8, valid_range=(-1.0, 1.0), seed=0).aupc.mean()
     assert ig_aupc < random_aupc
     most = perturbation_curve(model, x, ig, y, baseline=-1.0, step=4)
-    least = perturbation_curve(model, x, ig, y, baseline=-1.0, step=4, order="least_relevant_first")
+    least = perturbation_curve(model, x, ig, y, baseline=-1.0, step=4, order="lerf")
     assert most.aopc.mean() > least.aopc.mean()
 
 
@@ -125,3 +126,23 @@ def test_old_option_name_replacement_still_works_with_a_deprecation_warning(line
     with pytest.warns(DeprecationWarning, match="'replacement' is now 'baseline'"):
         old = perturbation_curve(linear_model, x, a, None, replacement=0.5, step=8)
     torch.testing.assert_close(old.curve, new.curve)
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ({"steps": 3}, {"n_steps": 3}, "'steps' is now 'n_steps'"),
+    ({"order": "least_relevant_first"}, {"order": "lerf"}, "'least_relevant_first' is now 'lerf'"),
+    ({"order": "most_relevant_first"}, {"order": "morf"}, "'most_relevant_first' is now 'morf'"),
+])
+def test_old_spellings_of_steps_and_order_warn_and_give_the_same_curve(linear_model, old, new, message):
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    a = x * linear_model.weight
+    expected = perturbation_curve(linear_model, x, a, None, step=4, **new)
+    with pytest.warns(DeprecationWarning, match=message):
+        got = perturbation_curve(linear_model, x, a, None, step=4, **old)
+    torch.testing.assert_close(got.curve, expected.curve)
+
+
+def test_an_option_given_under_its_old_and_new_name_is_refused(linear_model):
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    with pytest.warns(DeprecationWarning), pytest.raises(AttributionInputError, match="given twice"):
+        perturbation_curve(linear_model, x, x, None, n_steps=2, steps=3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -51,6 +53,28 @@ def test_noisy_linear_imputation_matches_a_dense_per_pixel_solve_including_borde
     for b in range(2):
         for k in range(3):
             torch.testing.assert_close(imputed[b, k], slow_imputation(images[b], removed[b, k]))
+
+
+def test_banded_and_sparse_solves_of_the_imputation_agree_on_tall_and_wide_images(monkeypatch):
+    road_module = importlib.import_module("taylorlens.metrics.road")  # the package's `road` is the function
+
+    generator = torch.Generator().manual_seed(5)
+    for shape in ((9, 13), (13, 9)):
+        images = torch.rand(3, 2, *shape, generator=generator, dtype=torch.float64)
+        removed = torch.rand(3, 4, *shape, generator=generator) < torch.tensor([0.1, 0.4, 0.7, 0.95]).view(1, 4, 1, 1)
+        banded = noisy_linear_imputation(images, removed)
+        monkeypatch.setattr(road_module, "BANDED_UP_TO", 0)
+        torch.testing.assert_close(noisy_linear_imputation(images, removed), banded, atol=1e-12, rtol=0)
+        monkeypatch.setattr(road_module, "BAND_ENTRIES", 1)  # one image per banded solve
+        monkeypatch.setattr(road_module, "BANDED_UP_TO", 64)
+        torch.testing.assert_close(noisy_linear_imputation(images, removed), banded, atol=1e-12, rtol=0)
+        monkeypatch.undo()
+        torch.testing.assert_close(banded[1, 2], slow_imputation(images[1], removed[1, 2]))
+
+
+def test_imputation_without_a_known_pixel_is_refused():
+    with pytest.raises(ValueError, match="at least one pixel"):
+        noisy_linear_imputation(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4, dtype=torch.bool))
 
 
 def test_noisy_linear_imputation_matches_quantus_noise_free():

@@ -84,3 +84,18 @@ def test_report_draws_the_randomization_figure_and_one_road_figure_per_model(run
     assert sum(t.startswith("randomization_test") for t in titles) == 1
     road = [t for t in titles if t.startswith("road")]
     assert len(road) == 1 and "order" not in road[0]  # MoRF and LeRF of every method share it
+
+
+def test_road_figure_names_the_accuracy_axis_for_the_correct_readout(monkeypatch):
+    from matplotlib.axes import Axes
+
+    from taylorlens.metrics.road import READOUTS
+    from taylorlens.report import figures
+
+    labels = []
+    original = Axes.set
+    monkeypatch.setattr(Axes, "set", lambda self, **kw: labels.append(kw.get("ylabel")) or original(self, **kw))
+    curves = {"gradient": {"morf": [{"x": [0.1, 0.5], "y": [1.0, 0.0]}]}}
+    for readout in READOUTS:
+        figures.road_figure("t", curves, readout)
+    assert labels == [figures.ROAD_Y_LABELS[r] for r in READOUTS] and "accuracy" in labels[1]

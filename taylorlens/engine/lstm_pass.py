@@ -1,0 +1,128 @@
+"""One LSTM layer (one direction) under a modified-gradient rule, as a single autograd Function.
+
+DeepLIFT (Rescale, Shrikumar et al. 2017) and epsilon-LRP (Bach et al. 2015; gates by Arras et al. 2017) as
+modified gradients through an LSTM (Ancona et al. 2018, Sec. 2-3 and App. C.4, the IMDB LSTM).
+
+The step-by-step unrolling of :mod:`~taylorlens.engine.recurrent` records ~40 autograd nodes per time step
+(three elementwise rules, three gate products, their splits), and a Rescale multiplier that needs the
+midpoint slope runs an extra autograd pass inside every step: at 500 steps the modified pass cost 10-30
+plain passes. Every rule factor is an elementwise function of the forward values, so this Function
+computes them for all steps at once after a no-grad forward, and its backward is the modified chain rule
+of the unrolled cell written out, a few batched operations per step::
+
+    gh_t  = dL/dh_t (from above and from step t+1),   gc_t = dL/dc_t (from step t+1) + gh_t * o_bar_t m_c_t
+    dz_t  = [gc_t g_bar_t m_i_t, gc_t cprev_bar_t m_f_t, gc_t i_bar_t m_g_t, gh_t tanhc_bar_t m_o_t]
+    dL/dc_{t-1} += gc_t f_bar_t,   dL/dh_{t-1} += dz_t W_hh
+
+``m_*`` are the rule's multipliers (:meth:`Rule.multiplier`) of ``sigmoid`` at the gates' pre-activations
+and of ``tanh`` at ``g`` and ``c``; ``x_bar`` are the factors of the gate products ``f * c_{t-1}``,
+``i * g``, ``o * tanh(c)`` (:meth:`Rule.gate_factors`). These are the gradients the unrolled graph gives,
+so the attributions do not change (tests/engine/test_recurrent_rules.py compares both). When no gate gets
+a gradient (epsilon-LRP's signal-take-all: ``g_bar = cprev_bar = tanhc_bar = 0``) only the ``g`` block
+of ``dz`` is computed, and ``dL/dh_{t-1}`` needs only that block of ``W_hh``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class _ModifiedLSTMLayer(torch.autograd.Function):
+    """``(hidden (T, B, P), h_last, c_last)`` from ``projected = x W_ih^T + b_ih`` ``(T, B, 4H)`` and ``h0, c0``."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+        w_hr: Tensor | None, rule: Any, n: int, reverse: bool,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        steps = range(projected.shape[0] - 1, -1, -1) if reverse else range(projected.shape[0])
+        gates, sigmoids = torch.empty_like(projected), torch.empty_like(projected)
+        cells = projected.new_empty(*projected.shape[:2], c0.shape[-1])
+        hidden = projected.new_empty(*projected.shape[:2], h0.shape[-1])
+        h, c = h0, c0
+        for t in steps:  # the values of recurrent.lstm_step, operation for operation (on contiguous rows)
+            z = torch.add(projected[t], F.linear(h, w_hh, b_hh), out=gates[t])
+            i, f, _, o = torch.sigmoid(z, out=sigmoids[t]).chunk(4, dim=-1)
+            c = torch.add(f * c, i * torch.tanh(z.chunk(4, dim=-1)[2]), out=cells[t])
+            h = torch.mul(o, torch.tanh(c), out=hidden[t] if w_hr is None else None)
+            if w_hr is not None:
+                h = torch.matmul(h, w_hr.T, out=hidden[t])
+        factors = _backward_factors(rule, n, gates, sigmoids, cells, c0, reverse)
+        ctx.steps, ctx.w_hr, ctx.factors = steps, w_hr, factors
+        ctx.w_hh = w_hh if factors.gate_gains.shape[-2] == 3 else w_hh.chunk(4)[2]
+        return hidden, h, c
+
+    @staticmethod
+    def backward(ctx: Any, grad_hidden: Tensor, grad_h: Tensor, grad_c: Tensor) -> tuple:  # type: ignore[override]
+        factors, every_gate = ctx.factors, ctx.factors.gate_gains.shape[-2] == 3
+        batch, length, _, size = factors.gate_gains.shape
+        dz = grad_hidden.new_zeros(length, batch, 4, size)  # time-major like ``projected``; gates i, f, g, o
+        from_above = grad_hidden.flatten(1).any(1).tolist()  # steps whose output is used above
+        gh, gc = grad_h, grad_c
+        for t in reversed(ctx.steps):
+            if from_above[t]:
+                gh = gh + grad_hidden[t]
+            full = gh if ctx.w_hr is None else gh @ ctx.w_hr
+            gc = torch.addcmul(gc, full, factors.cell_gain[:, t])
+            if every_gate:
+                torch.mul(gc.unsqueeze(-2), factors.gate_gains[:, t], out=dz[t, :, :3])
+                torch.mul(full, factors.output_gain[:, t], out=dz[t, :, 3])
+                gh = dz[t].flatten(-2) @ ctx.w_hh
+            else:
+                gh = torch.mul(gc, factors.gate_gains[:, t, 0], out=dz[t, :, 2]) @ ctx.w_hh
+            gc = gc * factors.carry[:, t]
+        return dz.flatten(-2), gh, gc, None, None, None, None, None, None
+
+
+class _Factors(NamedTuple):
+    """What the backward multiplies by, ``(B, T, ...)``: ``o_bar m_c``, ``tanhc_bar m_o``, the gains of the
+    ``i, f, g`` blocks ``[g_bar m_i, cprev_bar m_f, i_bar m_g]`` (``(B, T, 3, H)``, or only ``[i_bar m_g]``,
+    ``(B, T, 1, H)``, when no gate gets a gradient) and ``f_bar``."""
+
+    cell_gain: Tensor
+    output_gain: Tensor | None
+    gate_gains: Tensor
+    carry: Tensor
+
+
+def _backward_factors(
+    rule: Any, n: int, gates: Tensor, sigmoids: Tensor, cells: Tensor, c0: Tensor, reverse: bool
+) -> _Factors:
+    """The factors for all steps from the forward values, time-major ``(T, B, ...)`` (gates ``(T, B, 4H)``)."""
+    length, batch, size = cells.shape
+
+    def batch_major(t: Tensor) -> Tensor:  # the rules pair points and references along dimension 0
+        return t.transpose(0, 1).contiguous()  # and elementwise kernels are fastest on contiguous tensors
+
+    gates = gates.view(length, batch, 4, size).permute(1, 2, 0, 3).contiguous()  # (B, 4, T, H)
+    sigmoids = sigmoids.view(length, batch, 4, size).permute(1, 2, 0, 3).contiguous()
+    cells = batch_major(cells)
+    start = c0[:, None]
+    previous = torch.cat([cells[:, 1:], start], 1) if reverse else torch.cat([start, cells[:, :-1]], 1)
+    i, f, _, o = sigmoids.unbind(1)
+    g, tanh_c = torch.tanh(gates[:, 2]), torch.tanh(cells)
+    f_bar, previous_bar = rule.gate_factors(f, previous, n)
+    i_bar, g_bar = rule.gate_factors(i, g, n)
+    o_bar, tanh_c_bar = rule.gate_factors(o, tanh_c, n)
+    m_g, m_c = rule.multiplier(torch.tanh, gates[:, 2], g, n), rule.multiplier(torch.tanh, cells, tanh_c, n)
+    if not any(bool(bar.any()) for bar in (g_bar, previous_bar, tanh_c_bar)):
+        return _Factors(o_bar * m_c, None, (i_bar * m_g)[:, :, None], f_bar)
+    m_i, m_f, _, m_o = rule.multiplier(torch.sigmoid, gates, sigmoids, n).unbind(1)
+    gate_gains = torch.stack([g_bar * m_i, previous_bar * m_f, i_bar * m_g], dim=-2)
+    return _Factors(o_bar * m_c, tanh_c_bar * m_o, gate_gains, f_bar)
+
+
+def modified_lstm_layer(
+    rule: Any, n: int, projected: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, b_hh: Tensor | None,
+    w_hr: Tensor | None, reverse: bool,
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """``hidden (T, B, P)`` and the last ``(h, c)`` of one LSTM layer, with ``rule``'s modified gradients.
+
+    The weights must not require gradients (the passes freeze the model's parameters).
+    """
+    hidden, h, c = _ModifiedLSTMLayer.apply(projected, state[0], state[1], w_hh, b_hh, w_hr, rule, n, reverse)
+    return hidden, (h, c)
