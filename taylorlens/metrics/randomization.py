@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from taylorlens.engine.checks import AttributionInputError, check_choice
 from taylorlens.metrics.registry import register
-from taylorlens.metrics.sensitivity import pearson
+from taylorlens.metrics.sensitivity import Centred, correlation
 from taylorlens.metrics.smoothness import saliency_map
 
 MODES = ("cascading", "independent")
@@ -109,6 +109,7 @@ def randomization_test(
     state = copy.deepcopy(randomised.state_dict())
     modules = dict(randomised.named_modules())
     scores: dict[str, list[Tensor]] = {name: [] for name in similarity}
+    prepared = {name: SIMILARITIES[name].prepare(original) for name in similarity}  # once, not per layer
     for layer in names:
         if mode == "independent":
             randomised.load_state_dict(state)
@@ -118,7 +119,8 @@ def randomization_test(
                 part.reset_parameters()
         maps = explain(randomised)
         for name in similarity:
-            scores[name].append(SIMILARITIES[name](original, maps))
+            measure = SIMILARITIES[name]
+            scores[name].append(measure.compare(prepared[name], measure.prepare(maps)))
     return RandomizationTest(names, {name: torch.stack(rows, 1) for name, rows in scores.items()}, original, mode)
 
 
@@ -180,8 +182,11 @@ def map_similarity(first: Tensor, second: Tensor, similarity: tuple[str, ...] = 
 
 def average_ranks(values: Tensor) -> Tensor:
     """Ranks along the last dimension of ``(B, N)`` values, ties given their average rank (as SciPy)."""
-    order = values.argsort(dim=-1, stable=True)
-    ordered = values.gather(-1, order)
+    if values.device.type == "cpu":  # NumPy's introsort: 5x torch.sort on 64 x 784 maps, one thread
+        order = torch.from_numpy(np.argsort(values.detach().numpy(), axis=-1))
+        ordered = values.gather(-1, order)
+    else:  # unstable is fine for both: tied values share their average rank
+        ordered, order = values.sort(dim=-1)
     starts = torch.ones_like(ordered, dtype=torch.bool)
     starts[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
     group = starts.long().cumsum(-1) - 1
@@ -192,55 +197,96 @@ def average_ranks(values: Tensor) -> Tensor:
     return torch.empty_like(ranks).scatter_(-1, order, ranks)
 
 
+@dataclass(frozen=True)
+class Similarity:
+    """A similarity of two batches of maps, ``(B,)``, in two stages: ``prepare(maps)`` (ranks, saliency maps,
+    features: what depends on one side only) and ``compare(prepared, prepared)``, so that the randomization
+    test prepares the original maps once and compares them with every layer's maps. ``similarity(a, b)``
+    does both."""
+
+    prepare: Callable[[Tensor], Any]
+    compare: Callable[[Any, Any], Tensor]
+
+    def __call__(self, first: Tensor, second: Tensor) -> Tensor:
+        return self.compare(self.prepare(first), self.prepare(second))
+
+
+def _ranked(maps: Tensor) -> Centred:
+    """Average ranks (float64) of the flattened maps, centred; ties are found in the maps' own dtype."""
+    return Centred.of(average_ranks(maps.flatten(1)))
+
+
 def spearman(first: Tensor, second: Tensor) -> Tensor:
     """Spearman rank correlation of the flattened maps per input, ``(B,)`` (NaN for a constant map)."""
-    return pearson(average_ranks(first.flatten(1).double()), average_ranks(second.flatten(1).double()))
+    return correlation(_ranked(first), _ranked(second))
 
 
-def ssim(first: Tensor, second: Tensor, window: int = 7) -> Tensor:
-    """Mean structural similarity (Wang et al. 2004) of the saliency maps
-    (:func:`~taylorlens.metrics.smoothness.saliency_map`, in [0, 1]) per input, ``(B,)``, as
-    ``skimage.metrics.structural_similarity(a, b, data_range=1)``: a ``window x window`` uniform window,
-    K1 = 0.01, K2 = 0.03, sample covariances, averaged over the positions where the window fits."""
-    a, b = saliency_map(first).double()[:, None], saliency_map(second).double()[:, None]
-    if min(a.shape[-2:]) < window:
-        raise AttributionInputError(f"ssim needs maps of at least {window} x {window}, got {tuple(a.shape[-2:])}")
+class _SsimSide(NamedTuple):
+    """One side of SSIM: the saliency maps ``(B, 1, H, W)``, their local means and local means of squares."""
 
-    def mean(values: Tensor) -> Tensor:
-        return F.avg_pool2d(values, window, stride=1)
+    maps: Tensor
+    mean: Tensor
+    mean_square: Tensor
 
-    count = window * window
+
+SSIM_WINDOW = 7
+
+
+def _ssim_side(attributions: Tensor) -> _SsimSide:
+    maps = saliency_map(attributions).double()[:, None]
+    if min(maps.shape[-2:]) < SSIM_WINDOW:
+        raise AttributionInputError(
+            f"ssim needs maps of at least {SSIM_WINDOW} x {SSIM_WINDOW}, got {tuple(maps.shape[-2:])}"
+        )
+    return _SsimSide(maps, _local_mean(maps), _local_mean(maps * maps))
+
+
+def _local_mean(values: Tensor) -> Tensor:
+    return F.avg_pool2d(values, SSIM_WINDOW, stride=1)
+
+
+def _ssim_compare(a: _SsimSide, b: _SsimSide) -> Tensor:
+    count = SSIM_WINDOW * SSIM_WINDOW
     correction = count / (count - 1)
-    mu_a, mu_b = mean(a), mean(b)
-    var_a = correction * (mean(a * a) - mu_a * mu_a)
-    var_b = correction * (mean(b * b) - mu_b * mu_b)
-    cov = correction * (mean(a * b) - mu_a * mu_b)
+    var_a = correction * (a.mean_square - a.mean * a.mean)
+    var_b = correction * (b.mean_square - b.mean * b.mean)
+    cov = correction * (_local_mean(a.maps * b.maps) - a.mean * b.mean)
     c1, c2 = 0.01**2, 0.03**2
-    index = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    index = ((2 * a.mean * b.mean + c1) * (2 * cov + c2)) / ((a.mean**2 + b.mean**2 + c1) * (var_a + var_b + c2))
     return index.flatten(1).mean(1)
 
 
-def hog_similarity(first: Tensor, second: Tensor) -> Tensor:
-    """Pearson correlation of the HOG features (``skimage.feature.hog``, 9 orientations, cells of an
-    eighth of the shorter side but at least 2 pixels, 2 x 2 blocks) of the saliency maps, ``(B,)``."""
+def ssim(first: Tensor, second: Tensor) -> Tensor:
+    """Mean structural similarity (Wang et al. 2004) of the saliency maps
+    (:func:`~taylorlens.metrics.smoothness.saliency_map`, in [0, 1]) per input, ``(B,)``, as
+    ``skimage.metrics.structural_similarity(a, b, data_range=1)``: a 7 x 7 uniform window
+    (:data:`SSIM_WINDOW`), K1 = 0.01, K2 = 0.03, sample covariances, averaged over the positions where the
+    window fits."""
+    return _ssim_compare(_ssim_side(first), _ssim_side(second))
+
+
+def _hog_side(attributions: Tensor) -> Centred:
+    """HOG features (``skimage.feature.hog``, 9 orientations, cells of an eighth of the shorter side but at
+    least 2 pixels, 2 x 2 blocks) of the saliency maps, centred for a Pearson correlation."""
     from skimage.feature import hog
 
-    a, b = saliency_map(first), saliency_map(second)
-    cell = max(2, min(a.shape[-2:]) // 8)
-
-    def features(maps: Tensor) -> Tensor:
-        rows = [hog(m, pixels_per_cell=(cell, cell), cells_per_block=(2, 2)) for m in maps.cpu().double().numpy()]
-        return torch.from_numpy(np.stack(rows))
-
-    return pearson(features(a), features(b)).to(first.device)
+    maps = saliency_map(attributions)
+    cell = max(2, min(maps.shape[-2:]) // 8)
+    rows = [hog(m, pixels_per_cell=(cell, cell), cells_per_block=(2, 2)) for m in maps.cpu().double().numpy()]
+    return Centred.of(torch.from_numpy(np.stack(rows)).to(attributions.device))
 
 
-#: similarity name -> ``(maps, maps) -> (B,)``
-SIMILARITIES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "spearman_abs": lambda a, b: spearman(a.abs(), b.abs()),
-    "spearman": spearman,
-    "ssim": ssim,
-    "hog": hog_similarity,
+def hog_similarity(first: Tensor, second: Tensor) -> Tensor:
+    """Pearson correlation of the HOG features of the saliency maps (:func:`_hog_side`), ``(B,)``."""
+    return correlation(_hog_side(first), _hog_side(second))
+
+
+#: similarity name -> :class:`Similarity` (callable as ``(maps, maps) -> (B,)``)
+SIMILARITIES: dict[str, Similarity] = {
+    "spearman_abs": Similarity(lambda maps: _ranked(maps.abs()), correlation),
+    "spearman": Similarity(_ranked, correlation),
+    "ssim": Similarity(_ssim_side, _ssim_compare),
+    "hog": Similarity(_hog_side, correlation),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -134,12 +134,26 @@ def _check_sizes(n: Any, features: int) -> Tensor:
 
 def pearson(a: Tensor, b: Tensor) -> Tensor:
     """Pearson correlation along the last dimension (NaN where either side is constant)."""
+    return correlation(Centred.of(a), Centred.of(b))
 
-    def centred(values: Tensor) -> tuple[Tensor, Tensor]:
+
+class Centred(NamedTuple):
+    """Rows with their mean removed, their sums of squares, and which rows are constant: one side of a Pearson
+    correlation, prepared once when it is compared with many others (:func:`correlation`)."""
+
+    values: Tensor
+    squares: Tensor
+    flat: Tensor
+
+    @classmethod
+    def of(cls, values: Tensor) -> Centred:
         spread = values.amax(-1) - values.amin(-1)
         flat = spread <= 8 * torch.finfo(values.dtype).eps * values.abs().amax(-1)
-        return values - values.mean(-1, keepdim=True), flat
+        centred = values - values.mean(-1, keepdim=True)
+        return cls(centred, centred.square().sum(-1), flat)
 
-    (a, flat_a), (b, flat_b) = centred(a), centred(b)
-    denominator = (a.square().sum(-1) * b.square().sum(-1)).sqrt().clamp(min=torch.finfo(a.dtype).tiny)
-    return torch.where(flat_a | flat_b, torch.nan, (a * b).sum(-1) / denominator)
+
+def correlation(a: Centred, b: Centred) -> Tensor:
+    """Pearson correlation of two prepared sides (NaN where either side is constant)."""
+    denominator = (a.squares * b.squares).sqrt().clamp(min=torch.finfo(a.values.dtype).tiny)
+    return torch.where(a.flat | b.flat, torch.nan, (a.values * b.values).sum(-1) / denominator)
