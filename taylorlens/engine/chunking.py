@@ -100,7 +100,7 @@ def plan(
             warn_batch_size(f"batch_size={requested} ran out of memory on this model before; using {fits} "
                             "points per pass")
             size = fits
-        return names[0], _whole_groups(size, group)
+        return names[0], whole_groups(size, group)
     point_bytes = max(1, example.numel() * example.element_size())
     cap = max(group, MAX_CHUNK_BYTES // point_bytes)
     if fits is not None:
@@ -114,11 +114,11 @@ def plan(
             ladder = tuple(group * c for c in (1, *LARGE_POINT_CANDIDATES, *CANDIDATES))
         else:
             ladder = (LARGE_POINT_CANDIDATES if point_bytes >= LARGE_POINT_BYTES else ()) + CANDIDATES
-        store[key] = Ladder([c for c in ladder if c <= cap] or [_whole_groups(cap, group)])
+        store[key] = Ladder([c for c in ladder if c <= cap] or [whole_groups(cap, group)])
     if not store[key].finished:
         _measure(model, example, kind, ways, store[key], n_points, copies)
     way, measured = store[key].choice(budget_bytes(example.device))
-    units, per_chunk = n_points // group, _whole_groups(min(measured, cap), group) // group
+    units, per_chunk = n_points // group, whole_groups(min(measured, cap), group) // group
     chunks = -(-units // per_chunk)
     return way, -(-units // chunks) * group  # equal chunks, no small remainder: 3,200 points at 256 -> 13 x 247
 
@@ -130,7 +130,8 @@ def remember_fit(model: Callable, example: Tensor, kind: str, size: int) -> None
     store[key] = min(size, store.get(key, size))
 
 
-def _whole_groups(size: int, group: int) -> int:
+def whole_groups(size: int, group: int) -> int:
+    """The largest multiple of ``group`` not above ``size``, at least one group."""
     return max(group, size - size % group)
 
 

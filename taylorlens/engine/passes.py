@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from taylorlens.engine.chunking import plan, remember_fit
+from taylorlens.engine.chunking import plan, remember_fit, whole_groups
 from taylorlens.engine.memory import attempt, is_out_of_memory, warn_batch_size
 from taylorlens.engine.modified_gradients import Rule, RuleSelector, modified_gradients
 from taylorlens.engine.pass_clock import CLOCK
@@ -163,7 +163,7 @@ def run_chunks(
         if error is not None:
             if size <= group:
                 raise error
-            halved = max(group, size // 2 - (size // 2) % group)
+            halved = whole_groups(size // 2, group)
             given = "" if request.batch_size is None else f"batch_size={request.batch_size}: "
             warn_batch_size(f"{given}a chunk of {size} points ran out of memory ({_first_line(error)}); "
                             f"retrying with {halved} points per pass")
