@@ -22,7 +22,10 @@ same work and the largest absolute difference between the two results (``random`
 noise). Ideal = points evaluated x the best per-point cost of a plain pass (input gradient of the explained
 output, parameters not requiring grad; forward only for occlusion): the batch size with the best cost is
 found once per model, and a plain pass at that size is timed in every round next to the method, so the
-ideal sees the same machine load. DeepLIFT's references count as points (they double the batch).
+ideal sees the same machine load. DeepLIFT's shared reference (baseline 0) adds one forward of one point
+per chunk to its ideal (the forward cost at batch size 1, or the best one where 1 is not measured): its
+values are recorded once and broadcast to the chunk's points. Before the reference tape the references
+doubled the batch, and the ideal counted ``2 x batch`` gradient points.
 """
 
 from __future__ import annotations
@@ -167,6 +170,7 @@ class Case:
     points: int
     backward: bool = True
     note: str = ""
+    reference_forwards: int = 0  # forward passes of one point added to the ideal (DeepLIFT's reference)
     captum: Callable[[Tensor, Tensor], Tensor] | None = None
     deterministic: bool = True
     row: list[str] = field(default_factory=list)
@@ -202,8 +206,9 @@ def cases(setup: Setup, model: nn.Module, references: Tensor) -> list[Case]:
         Case(
             "deeplift",
             dict(setup.modified),
-            2 * b,
-            note="x2: references share the batch",
+            b,
+            note="+1 reference forward",
+            reference_forwards=1,
             captum=lambda x, t: captum.DeepLift(model).attribute(x, 0.0, t),
         ),
         Case(
@@ -268,13 +273,15 @@ def run_setup(setup: Setup, methods: list[str] | None) -> str:
     for case in cases(setup, model, references):
         if (methods and case.method not in methods) or (setup.methods and case.method not in setup.methods):
             continue
-        case.row = time_case(setup, case, model, x, target, costs[case.backward])
+        case.row = time_case(setup, case, model, x, target, costs[case.backward], costs[False])
         rows.append(case.row)
         print(" | ".join(case.row), flush=True)
     return markdown_table(header, rows)
 
 
-def time_case(setup: Setup, case: Case, model: nn.Module, x: Tensor, target: Tensor, cost: PassCost) -> list[str]:
+def time_case(
+    setup: Setup, case: Case, model: nn.Module, x: Tensor, target: Tensor, cost: PassCost, forward: PassCost
+) -> list[str]:
     """Warm up on a quarter of the batch (chunk sizes get measured there), then time interleaved rounds."""
     warm = max(1, setup.batch // 4)
     results: dict[str, Tensor] = {}
@@ -300,8 +307,9 @@ def time_case(setup: Setup, case: Case, model: nn.Module, x: Tensor, target: Ten
             raise
         print(f"  captum failed on {case.method}: {type(error).__name__}: {str(error)[:200]}", flush=True)
         case.captum, case.note = None, f"{case.note}; Captum failed: {type(error).__name__}".lstrip("; ")
-        return time_case(setup, case, model, x, target, cost)
-    ideal = case.points * times["plain"].median / cost.batch_size
+        return time_case(setup, case, model, x, target, cost, forward)
+    one_forward = forward.by_batch_size.get(1, forward.per_point)
+    ideal = case.points * times["plain"].median / cost.batch_size + case.reference_forwards * one_forward
     ours_time = times["taylorlens"].median
     captum_time = times["captum"].median if "captum" in times else None
     if "captum" not in results:

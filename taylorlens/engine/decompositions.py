@@ -5,8 +5,8 @@ recomputes it from linear maps, elementwise functions (``ops.elementwise``, the 
 and products of two activations (``ops.product``, the rule's product split), so that the rules of
 :mod:`taylorlens.engine.modified_gradients` see every nonlinearity inside:
 
-* softmax ``s = exp(x - c) * (1 / sum exp(x - c))``: the shift ``c`` is a constant shared by each point
-  and its reference (``ops.shared_max``), so it drops out of the difference; with DeepLIFT the exponential
+* softmax ``s = exp(x - c) * (1 / sum exp(x - c))`` (``ops.softmax``): the shift ``c`` is a constant shared
+  by each point and its reference, so it drops out of the difference; with DeepLIFT the exponential
   and the reciprocal get Rescale multipliers and the product the symmetric split, which keeps
   summation-to-delta exact. epsilon-LRP keeps the ordinary softmax gradient instead: times the input it
   is AttnLRP's softmax rule ``R_i = x_i (R^out_i - s_i sum_j R^out_j)`` (Achtibat et al., ICML 2024,
@@ -32,8 +32,7 @@ def softmax(ops: Any, input: Tensor, dim: int | None = None, _stacklevel: Any = 
     x = _along(ops, "softmax", input, dim, _stacklevel, dtype)
     if not ops.decomposes_softmax:
         return torch.softmax(x, dim)
-    numerator = ops.elementwise(torch.exp, _finite(x) - ops.shared_max(x, dim))
-    return ops.product(torch.mul, numerator, ops.elementwise(torch.reciprocal, numerator.sum(dim, keepdim=True)))
+    return ops.softmax(_finite(x), dim)
 
 
 def log_softmax(ops: Any, input: Tensor, dim: int | None = None, _stacklevel: Any = 3, dtype: Any = None) -> Tensor:
@@ -41,8 +40,7 @@ def log_softmax(ops: Any, input: Tensor, dim: int | None = None, _stacklevel: An
     x = _along(ops, "log_softmax", input, dim, _stacklevel, dtype)
     if not ops.decomposes_softmax:
         return torch.log_softmax(x, dim)
-    shifted = _finite(x) - ops.shared_max(x, dim)
-    return shifted - ops.elementwise(torch.log, ops.elementwise(torch.exp, shifted).sum(dim, keepdim=True))
+    return ops.softmax(_finite(x), dim, log=True)
 
 
 def softmin(ops: Any, input: Tensor, dim: int | None = None, _stacklevel: Any = 3, dtype: Any = None) -> Tensor:

@@ -31,30 +31,58 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-class _ModifiedLSTMLayer(torch.autograd.Function):
-    """``(hidden (T, B, P), h_last, c_last)`` from ``projected = x W_ih^T + b_ih`` ``(T, B, 4H)`` and ``h0, c0``."""
+class LSTMValues(NamedTuple):
+    """The forward values of one LSTM layer, time-major: gate pre-activations and their sigmoids ``(T, B, 4H)``,
+    cells ``(T, B, H)``, outputs ``(T, B, P)`` and the last ``h``, ``c``."""
 
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
-        w_hr: Tensor | None, rule: Any, n: int, reverse: bool,
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    gates: Tensor
+    sigmoids: Tensor
+    cells: Tensor
+    hidden: Tensor
+    h: Tensor
+    c: Tensor
+
+    def recorded(self, c0: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """What the rules need of a reference (:mod:`~taylorlens.engine.reference_tape`)."""
+        return self.gates, self.sigmoids, self.cells, c0
+
+
+def lstm_values(
+    projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None, w_hr: Tensor | None,
+    reverse: bool,
+) -> LSTMValues:
+    """The values of :func:`~taylorlens.engine.recurrent.lstm_step` over all steps, operation for operation
+    (on contiguous rows), without gradients."""
+    with torch.no_grad():
         steps = range(projected.shape[0] - 1, -1, -1) if reverse else range(projected.shape[0])
         gates, sigmoids = torch.empty_like(projected), torch.empty_like(projected)
         cells = projected.new_empty(*projected.shape[:2], c0.shape[-1])
         hidden = projected.new_empty(*projected.shape[:2], h0.shape[-1])
         h, c = h0, c0
-        for t in steps:  # the values of recurrent.lstm_step, operation for operation (on contiguous rows)
+        for t in steps:
             z = torch.add(projected[t], F.linear(h, w_hh, b_hh), out=gates[t])
             i, f, _, o = torch.sigmoid(z, out=sigmoids[t]).chunk(4, dim=-1)
             c = torch.add(f * c, i * torch.tanh(z.chunk(4, dim=-1)[2]), out=cells[t])
             h = torch.mul(o, torch.tanh(c), out=hidden[t] if w_hr is None else None)
             if w_hr is not None:
                 h = torch.matmul(h, w_hr.T, out=hidden[t])
-        factors = _backward_factors(rule, n, gates, sigmoids, cells, c0, reverse)
-        ctx.steps, ctx.w_hr, ctx.factors = steps, w_hr, factors
+    return LSTMValues(gates, sigmoids, cells, hidden, h, c)
+
+
+class _ModifiedLSTMLayer(torch.autograd.Function):
+    """``(hidden (T, B, P), h_last, c_last)`` from ``projected = x W_ih^T + b_ih`` ``(T, B, 4H)`` and ``h0, c0``."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+        w_hr: Tensor | None, rule: Any, reverse: bool, reference: tuple[Tensor, ...] | None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        values = lstm_values(projected, h0, c0, w_hh, b_hh, w_hr, reverse)
+        factors = _backward_factors(rule, values.recorded(c0), reverse, reference)
+        ctx.steps = range(projected.shape[0] - 1, -1, -1) if reverse else range(projected.shape[0])
+        ctx.w_hr, ctx.factors = w_hr, factors
         ctx.w_hh = w_hh if factors.gate_gains.shape[-2] == 3 else w_hh.chunk(4)[2]
-        return hidden, h, c
+        return values.hidden, values.h, values.c
 
     @staticmethod
     def backward(ctx: Any, grad_hidden: Tensor, grad_h: Tensor, grad_c: Tensor) -> tuple:  # type: ignore[override]
@@ -89,40 +117,61 @@ class _Factors(NamedTuple):
     carry: Tensor
 
 
+class _Unit(NamedTuple):
+    """Batch-major values of a layer at the points or at their references: ``(B, 4, T, H)`` gates and their
+    sigmoids, ``(B, T, H)`` cells, the cells one step before, ``g = tanh`` of the g block and ``tanh(c)``."""
+
+    gates: Tensor
+    sigmoids: Tensor
+    cells: Tensor
+    previous: Tensor
+    g: Tensor
+    tanh_c: Tensor
+
+    @classmethod
+    def of(cls, gates: Tensor, sigmoids: Tensor, cells: Tensor, c0: Tensor, reverse: bool) -> _Unit:
+        length, batch, size = cells.shape
+        gates = gates.view(length, batch, 4, size).permute(1, 2, 0, 3).contiguous()  # elementwise kernels are
+        sigmoids = sigmoids.view(length, batch, 4, size).permute(1, 2, 0, 3).contiguous()  # fastest contiguous
+        cells = cells.transpose(0, 1).contiguous()
+        start = c0[:, None]
+        previous = torch.cat([cells[:, 1:], start], 1) if reverse else torch.cat([start, cells[:, :-1]], 1)
+        return cls(gates, sigmoids, cells, previous, torch.tanh(gates[:, 2]), torch.tanh(cells))
+
+
 def _backward_factors(
-    rule: Any, n: int, gates: Tensor, sigmoids: Tensor, cells: Tensor, c0: Tensor, reverse: bool
+    rule: Any, values: tuple[Tensor, ...], reverse: bool, reference: tuple[Tensor, ...] | None
 ) -> _Factors:
-    """The factors for all steps from the forward values, time-major ``(T, B, ...)`` (gates ``(T, B, 4H)``)."""
-    length, batch, size = cells.shape
+    """The factors for all steps from the forward values ``(gates, sigmoids, cells, c0)``, time-major ``(T, B,
+    ...)`` (gates ``(T, B, 4H)``), and the same values at the references (None: the rule needs none)."""
+    x = _Unit.of(*values, reverse)
+    r = None if reference is None else _Unit.of(*reference, reverse)
 
-    def batch_major(t: Tensor) -> Tensor:  # the rules pair points and references along dimension 0
-        return t.transpose(0, 1).contiguous()  # and elementwise kernels are fastest on contiguous tensors
+    def at(*fields: str) -> tuple[Tensor, ...] | None:  # the reference's values of a site
+        return None if r is None else tuple(getattr(r, name) if isinstance(name, str) else name(r) for name in fields)
 
-    gates = gates.view(length, batch, 4, size).permute(1, 2, 0, 3).contiguous()  # (B, 4, T, H)
-    sigmoids = sigmoids.view(length, batch, 4, size).permute(1, 2, 0, 3).contiguous()
-    cells = batch_major(cells)
-    start = c0[:, None]
-    previous = torch.cat([cells[:, 1:], start], 1) if reverse else torch.cat([start, cells[:, :-1]], 1)
-    i, f, _, o = sigmoids.unbind(1)
-    g, tanh_c = torch.tanh(gates[:, 2]), torch.tanh(cells)
-    f_bar, previous_bar = rule.gate_factors(f, previous, n)
-    i_bar, g_bar = rule.gate_factors(i, g, n)
-    o_bar, tanh_c_bar = rule.gate_factors(o, tanh_c, n)
-    m_g, m_c = rule.multiplier(torch.tanh, gates[:, 2], g, n), rule.multiplier(torch.tanh, cells, tanh_c, n)
+    i, f, _, o = x.sigmoids.unbind(1)
+    f_bar, previous_bar = rule.gate_factors(f, x.previous, at(lambda u: u.sigmoids[:, 1], "previous"))
+    i_bar, g_bar = rule.gate_factors(i, x.g, at(lambda u: u.sigmoids[:, 0], "g"))
+    o_bar, tanh_c_bar = rule.gate_factors(o, x.tanh_c, at(lambda u: u.sigmoids[:, 3], "tanh_c"))
+    m_g = rule.multiplier(torch.tanh, x.gates[:, 2], x.g, at(lambda u: u.gates[:, 2], "g"))
+    m_c = rule.multiplier(torch.tanh, x.cells, x.tanh_c, at("cells", "tanh_c"))
     if not any(bool(bar.any()) for bar in (g_bar, previous_bar, tanh_c_bar)):
         return _Factors(o_bar * m_c, None, (i_bar * m_g)[:, :, None], f_bar)
-    m_i, m_f, _, m_o = rule.multiplier(torch.sigmoid, gates, sigmoids, n).unbind(1)
+    m_i, m_f, _, m_o = rule.multiplier(torch.sigmoid, x.gates, x.sigmoids, at("gates", "sigmoids")).unbind(1)
     gate_gains = torch.stack([g_bar * m_i, previous_bar * m_f, i_bar * m_g], dim=-2)
     return _Factors(o_bar * m_c, tanh_c_bar * m_o, gate_gains, f_bar)
 
 
 def modified_lstm_layer(
-    rule: Any, n: int, projected: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, b_hh: Tensor | None,
-    w_hr: Tensor | None, reverse: bool,
+    rule: Any, projected: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, b_hh: Tensor | None,
+    w_hr: Tensor | None, reverse: bool, reference: tuple[Tensor, ...] | None = None,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """``hidden (T, B, P)`` and the last ``(h, c)`` of one LSTM layer, with ``rule``'s modified gradients.
+    """``hidden (T, B, P)`` and the last ``(h, c)`` of one LSTM layer, with ``rule``'s modified gradients
+    (``reference``: the references' :meth:`LSTMValues.recorded`, for rules that need them).
 
     The weights must not require gradients (the passes freeze the model's parameters).
     """
-    hidden, h, c = _ModifiedLSTMLayer.apply(projected, state[0], state[1], w_hh, b_hh, w_hr, rule, n, reverse)
+    hidden, h, c = _ModifiedLSTMLayer.apply(projected, state[0], state[1], w_hh, b_hh, w_hr, rule, reverse,
+                                            reference)
     return hidden, (h, c)

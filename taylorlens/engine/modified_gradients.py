@@ -35,8 +35,9 @@ from torch.overrides import TorchFunctionMode
 
 from taylorlens.engine.checks import AttributionInputError, check_choice
 from taylorlens.engine.decompositions import DECOMPOSITIONS
-from taylorlens.engine.lstm_pass import modified_lstm_layer
+from taylorlens.engine.lstm_pass import lstm_values, modified_lstm_layer
 from taylorlens.engine.recurrent import RECURRENT, lstm_step, unrolled
+from taylorlens.engine.reference_tape import ReferenceTape
 
 #: Elementwise nonlinearities whose gradient a rule replaces (matched by the called function's name).
 ELEMENTWISE = frozenset(
@@ -83,6 +84,8 @@ UNSPLIT_REDUCTIONS = frozenset(
 )
 #: Operations :mod:`~taylorlens.engine.decompositions` and :mod:`~taylorlens.engine.recurrent` recompute.
 DECOMPOSED = {**DECOMPOSITIONS, **RECURRENT}
+#: The values of a site at the references: ``(z_ref, f(z_ref))`` of a nonlinearity, ``(a_ref, b_ref)`` of a product.
+Pair = tuple[Tensor, Tensor]
 
 
 class UnsupportedModelError(RuntimeError):
@@ -92,8 +95,9 @@ class UnsupportedModelError(RuntimeError):
 class Rule:
     """Decides the gradient of each elementwise nonlinearity ``out = f(z)``.
 
-    ``replace`` returns a tensor equal to ``out`` whose gradient with respect to ``z`` is the rule's.
-    ``needs_reference``: the batch is ``[points; references]`` and ``replace`` gets the split index.
+    ``replace`` returns a tensor equal to ``f(z)`` whose gradient with respect to ``z`` is the rule's.
+    ``needs_reference``: every site also gets the reference's values there (``reference``; recorded by a
+    forward pass of the references, :mod:`~taylorlens.engine.reference_tape`), else ``reference`` is None.
 
     ``products``: ``"gradient"`` (the papers' rules) keeps the ordinary gradient of products of
     activations and refuses the operations that hide products and nonlinearities (softmax,
@@ -114,29 +118,29 @@ class Rule:
     #: Operations (by name) that keep their ordinary gradient, however they are built.
     passed_through: frozenset[str] = frozenset()
 
-    def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
-        return with_multiplier(z, out, self.multiplier(f, z, out, n))
+    def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, reference: Pair | None) -> Tensor:
+        with torch.no_grad():  # the value only: the rule decides the gradient
+            out = f(z)
+        return with_multiplier(z, out, self.multiplier(f, z.detach(), out, reference))
 
-    def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
-        """The rule's ``g(z)`` for ``out = f(z)``, elementwise (rules that only rescale the incoming gradient).
+    def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, reference: Pair | None) -> Tensor:
+        """The rule's ``g(z)`` for ``out = f(z)``, elementwise (rules that only rescale the incoming gradient);
+        ``reference`` is ``(z_ref, f(z_ref))`` for rules that need references (broadcastable to ``z``).
 
         A rule that overrides :meth:`replace` instead is not :func:`by_multiplier`: the fused recurrent pass
         (:mod:`~taylorlens.engine.lstm_pass`) then leaves it to the step-by-step unrolling.
         """
         raise NotImplementedError
 
-    def product_factors(self, a: Tensor, b: Tensor, n: int) -> tuple[Tensor, Tensor]:
-        """The constants ``(a_bar, b_bar)`` of ``dz = b_bar da + a_bar db`` for ``z = a * b``."""
+    def product_factors(self, a: Tensor, b: Tensor, reference: Pair | None) -> tuple[Tensor, Tensor]:
+        """The constants ``(a_bar, b_bar)`` of ``dz = b_bar da + a_bar db`` for ``z = a * b`` (``reference``:
+        ``(a_ref, b_ref)`` for rules that need references)."""
         raise NotImplementedError
 
-    def gate_factors(self, gate: Tensor, signal: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    def gate_factors(self, gate: Tensor, signal: Tensor, reference: Pair | None) -> tuple[Tensor, Tensor]:
         """:meth:`product_factors` of ``z = gate * signal``, a sigmoid gate of a recurrent cell times its signal
         (Ancona et al. 2018, Sec. 4.1, multiplicative units; epsilon-LRP overrides it with Arras et al. 2017)."""
-        return self.product_factors(gate, signal, n)
-
-    def shared_max(self, x: Tensor, dim: int, n: int) -> Tensor:
-        """A constant per softmax row, shared by a point and its reference (its value cancels)."""
-        return x.detach().amax(dim, keepdim=True)
+        return self.product_factors(gate, signal, reference)
 
 
 class _MultipliedGradient(torch.autograd.Function):
@@ -166,18 +170,27 @@ def derivative(f: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
     return slope
 
 
+def derivative_where(f: Callable[[Tensor], Tensor], where: Tensor, values: Tensor, *ends: Tensor) -> Tensor:
+    """``values`` with ``f'`` at the mean of ``ends`` at the entries ``where`` (bool, shaped like ``values``;
+    ``ends`` broadcast to it): the midpoint slope of Rescale, or the slope at ``z`` itself.
+
+    The derivative is evaluated at those entries only when ``f`` is pointwise (``f.pointwise``, default
+    True: no tensor arguments besides ``z`` that would have to be indexed with it), else at every entry.
+    """
+    if getattr(f, "pointwise", True):
+        at = sum(end.expand_as(values)[where] for end in ends) / len(ends)
+        return values.masked_scatter(where, derivative(f, at))
+    return torch.where(where, derivative(f, sum(ends) / len(ends)), values)
+
+
 def _check_products(products: str, choices: tuple[str, ...] = ("gradient", "symmetric")) -> str:
     return check_choice("products", products, choices)
 
 
-def _paired(t: Tensor, n: int, what: str = "a nonlinearity") -> tuple[Tensor, Tensor]:
-    """The points and the references of a ``[points; references]`` batch."""
-    if t.dim() == 0 or t.shape[0] != 2 * n:
-        raise UnsupportedModelError(
-            "deeplift needs each nonlinearity to see the whole batch (points and references along "
-            f"dimension 0); {what} received a tensor of shape {tuple(t.shape)}"
-        )
-    return t[:n], t[n:]
+def _given(reference: Pair | None, rule: Rule) -> Pair:
+    if reference is None:
+        raise UnsupportedModelError(f"the {rule.name} rule needs the reference's values at every site")
+    return reference
 
 
 class RescaleRule(Rule):
@@ -200,32 +213,19 @@ class RescaleRule(Rule):
     def __init__(self, products: str = "gradient") -> None:
         self.products = _check_products(products)
 
-    def product_factors(self, a: Tensor, b: Tensor, n: int) -> tuple[Tensor, Tensor]:
-        return _pair_mean(a, n), _pair_mean(b, n)
+    def product_factors(self, a: Tensor, b: Tensor, reference: Pair | None) -> tuple[Tensor, Tensor]:
+        a_ref, b_ref = _given(reference, self)
+        return (a + a_ref) / 2, (b + b_ref) / 2
 
-    def shared_max(self, x: Tensor, dim: int, n: int) -> Tensor:
-        point, reference = _paired(x.detach().amax(dim, keepdim=True), n, "softmax")
-        shared = torch.maximum(point, reference)
-        return torch.cat([shared, shared])
-
-    def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
-        _paired(z, n)
-        z_x, z_ref = z[:n].detach(), z[n:].detach()
-        delta = z_x - z_ref
-        tol = torch.finfo(z.dtype).eps ** 0.5 * torch.clamp(z_x.abs(), min=1.0)
-        small = delta.abs() <= tol
+    def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, reference: Pair | None) -> Tensor:
+        z_ref, out_ref = _given(reference, self)
+        delta = z - z_ref
+        multiplier = torch.sub(out, out_ref).div_(delta)  # in place where possible: these tensors are large
+        scale = z.abs().clamp_(min=1.0)
+        small = torch.div(delta.abs_(), scale, out=scale) <= torch.finfo(z.dtype).eps ** 0.5
         if bool(small.any()):
-            ratio = (out[:n] - out[n:]) / torch.where(small, torch.ones_like(delta), delta)
-            multiplier = torch.where(small, derivative(f, (z_x + z_ref) / 2), ratio)
-        else:
-            multiplier = (out[:n] - out[n:]) / delta
-        return torch.cat([multiplier, multiplier])
-
-
-def _pair_mean(t: Tensor, n: int) -> Tensor:
-    point, reference = _paired(t, n, "a product of activations")
-    mean = (point + reference) / 2
-    return torch.cat([mean, mean])
+            multiplier = derivative_where(f, small, multiplier, z, z_ref)
+        return multiplier
 
 
 class EpsilonRule(Rule):
@@ -256,20 +256,19 @@ class EpsilonRule(Rule):
         self.epsilon = epsilon
         self.products = _check_products(products)
 
-    def product_factors(self, a: Tensor, b: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    def product_factors(self, a: Tensor, b: Tensor, reference: Pair | None) -> tuple[Tensor, Tensor]:
         return a / 2, b / 2
 
-    def gate_factors(self, gate: Tensor, signal: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    def gate_factors(self, gate: Tensor, signal: Tensor, reference: Pair | None) -> tuple[Tensor, Tensor]:
         return gate, torch.zeros_like(signal)
 
-    def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
-        zd = z.detach()
-        epsilon = zd.new_full((), self.epsilon)
-        denominator = zd + torch.where(zd >= 0, epsilon, -epsilon)  # sign(0) = 1
+    def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, reference: Pair | None) -> Tensor:
+        denominator = (z >= 0).to(z.dtype).mul_(2 * self.epsilon).sub_(self.epsilon).add_(z)  # sign(0) = 1
         zero = denominator == 0
+        multiplier = torch.div(out, denominator, out=denominator)
         if bool(zero.any()):
-            return torch.where(zero, derivative(f, zd), out / torch.where(zero, torch.ones_like(zd), denominator))
-        return out / denominator
+            multiplier = derivative_where(f, zero, multiplier, z)
+        return multiplier
 
 
 def by_multiplier(rule: Rule) -> bool:
@@ -277,20 +276,20 @@ def by_multiplier(rule: Rule) -> bool:
     return type(rule).replace is Rule.replace
 
 
-class _PositiveBackward(torch.autograd.Function):
-    """ReLU gradient that passes only positive incoming gradients (optionally ignoring the ReLU's mask)."""
+class _PositivePass(torch.autograd.Function):
+    """Identity on ``out`` whose backward to ``z`` passes the positive part of the incoming gradient."""
 
     @staticmethod
-    def forward(ctx: Any, z: Tensor, out: Tensor, gate: Tensor | None) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(gate if gate is not None else z.new_empty(0))
-        ctx.gated = gate is not None
-        return out.clone()
+    def forward(ctx: Any, z: Tensor, out: Tensor) -> Tensor:  # type: ignore[override]
+        return out.view_as(out)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, None, None]:  # type: ignore[override]
-        (gate,) = ctx.saved_tensors
-        grad = grad_out.clamp(min=0)
-        return (grad * gate if ctx.gated else grad), None, None
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        return grad_out.clamp(min=0), None
+
+
+def _positive_part(grad: Tensor) -> Tensor:
+    return grad.clamp(min=0)
 
 
 def _passed_through(non_relu: str) -> frozenset[str]:
@@ -313,8 +312,10 @@ class GuidedReLURule(Rule):
     def __init__(self, non_relu: str = "refuse") -> None:
         self.passed_through = _passed_through(non_relu)
 
-    def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
-        return _PositiveBackward.apply(z, out.detach(), derivative(f, z))
+    def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, reference: Pair | None) -> Tensor:
+        out = f(z)  # the unit's own gradient relu'(z), applied to the positive part of the incoming one
+        out.register_hook(_positive_part)
+        return out
 
 
 class DeconvReLURule(Rule):
@@ -329,8 +330,10 @@ class DeconvReLURule(Rule):
     def __init__(self, non_relu: str = "refuse") -> None:
         self.passed_through = _passed_through(non_relu)
 
-    def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
-        return _PositiveBackward.apply(z, out.detach(), None)
+    def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, reference: Pair | None) -> Tensor:
+        with torch.no_grad():
+            out = f(z)
+        return _PositivePass.apply(z, out)
 
 
 class RuleSelector:
@@ -380,45 +383,128 @@ class RuleSelector:
             )
 
 
+class _SplitProduct(torch.autograd.Function):
+    """``a * b`` or ``a @ b`` in value; in gradient ``dz/da = b_bar``, ``dz/db = a_bar`` (the rule's split).
+
+    One product in the forward and two in the backward, like the plain product: the split of Ancona et
+    al.'s multiplicative units (:meth:`Rule.product_factors`) costs no more than its ordinary gradient.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, a: Tensor, b: Tensor, a_bar: Tensor, b_bar: Tensor, matrix: bool
+    ) -> Tensor:
+        ctx.save_for_backward(a_bar, b_bar)
+        ctx.matrix, ctx.shapes = matrix, (a.shape, b.shape)
+        return torch.matmul(a, b) if matrix else a * b
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple:  # type: ignore[override]
+        a_bar, b_bar = ctx.saved_tensors
+        a_shape, b_shape = ctx.shapes
+        if ctx.matrix:
+            grad_a, grad_b = grad @ b_bar.mT, a_bar.mT @ grad
+        else:
+            grad_a, grad_b = grad * b_bar, grad * a_bar
+        return grad_a.sum_to_size(a_shape), grad_b.sum_to_size(b_shape), None, None, None
+
+
+#: Products :class:`_SplitProduct` computes: elementwise (False) or matrix (True) products.
+_SPLIT = {"mul": False, "multiply": False, "__mul__": False, "__rmul__": False, "matmul": True,
+          "__matmul__": True, "bmm": True}
+
+
+def split_product(func: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor, a_bar: Tensor,
+                  b_bar: Tensor) -> Tensor:
+    """``func(a, b)`` with ``dz/da = b_bar``, ``dz/db = a_bar`` (``func`` elementwise or matrix product)."""
+    matrix = _SPLIT.get(getattr(func, "__name__", ""))
+    if matrix is not None and (not matrix or (a.dim() >= 2 and b.dim() >= 2)):
+        return _SplitProduct.apply(a, b, a_bar.expand_as(a), b_bar.expand_as(b), matrix)
+    with torch.no_grad():
+        out = func(a, b)
+    split = func(a, b_bar) + func(a_bar, b)  # the modified gradient; its value is replaced by ``out``
+    return out + (split - split.detach())
+
+
 class RuleOps:
     """The operations decompositions are written in, each applying the rule of the context.
 
     ``elementwise(f, z)``: ``f(z)`` with the modified gradient of the rule chosen for it; ``product(func,
     a, b)``: a bilinear ``func`` (``torch.mul``, ``torch.matmul``) with the rule's product split;
-    ``statistic(t)``: ``t``, or a constant for rules with ``constant_statistics``; ``shared_max``: a
-    softmax shift shared by a point and its reference; ``refuse(message)`` raises
-    :class:`UnsupportedModelError`.
+    ``softmax(x, dim, log)``: the softmax decomposed into those two; ``statistic(t)``: ``t``, or a constant
+    for rules with ``constant_statistics``; ``refuse(message)`` raises :class:`UnsupportedModelError`.
+    With a :class:`~taylorlens.engine.reference_tape.ReferenceTape` being recorded (the references' pass)
+    each site writes down its inputs and returns its plain value; replayed (the points' pass), each site
+    reads the reference's values back for the rule.
     """
 
     def __init__(self, state: _SwapNonlinearityGradients) -> None:
-        self.state, self.rule, self.n_points, self.replace = state, state.rule, state.n_points, state.replace
+        self.state, self.rule, self.tape = state, state.rule, state.tape
         self.decomposes_softmax = self.rule.decomposes_softmax
+
+    def recording(self) -> bool:
+        return self.tape is not None and self.tape.recording
 
     def elementwise(self, f: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
         if not (isinstance(z, Tensor) and z.requires_grad and z.is_floating_point()):
             return f(z)
-        with torch.no_grad():
-            out = f(z)
-        return self.replace(f, z, out)
+        return self.state.replace(f, z)
 
     def product(self, func: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor) -> Tensor:
         if not (_input_dependent(a) and _input_dependent(b)):
             return func(a, b)
-        a_bar, b_bar = self.rule.product_factors(a.detach(), b.detach(), self.n_points)
-        with torch.no_grad():
-            out = func(a, b)
-        split = func(a, b_bar) + func(a_bar, b)  # the modified gradient; its value is replaced by ``out``
-        return out + (split - split.detach())
+        if self.recording():
+            return _recorded(self.tape, "product", func, a, b)
+        reference = None if self.tape is None else self.tape.replay("product", a, b)
+        return self._split(func, a, b, reference)
+
+    def _split(self, func: Callable, a: Tensor, b: Tensor, reference: Pair | None, gated: bool = False) -> Tensor:
+        factors = self.rule.gate_factors if gated else self.rule.product_factors
+        a_bar, b_bar = factors(a.detach(), b.detach(), reference)
+        return split_product(func, a, b, a_bar, b_bar)
 
     def gated(self, gate: Tensor, signal: Tensor) -> Tensor:
         """``gate * signal`` inside a recurrent cell, split by the rule's :meth:`Rule.gate_factors`."""
         if not (_input_dependent(gate) and _input_dependent(signal)):
             return gate * signal
-        gate_bar, signal_bar = self.rule.gate_factors(gate.detach(), signal.detach(), self.n_points)
-        with torch.no_grad():
-            out = gate * signal
-        split = gate * signal_bar + gate_bar * signal
-        return out + (split - split.detach())
+        if self.recording():
+            return _recorded(self.tape, "product", torch.mul, gate, signal)
+        reference = None if self.tape is None else self.tape.replay("product", gate, signal)
+        return self._split(torch.mul, gate, signal, reference, gated=True)
+
+    def softmax(self, x: Tensor, dim: int, log: bool = False) -> Tensor:
+        """``exp(s) * (1 / sum exp(s))`` (``log``: ``s - log sum exp(s)``), ``s = x - c`` along ``dim``.
+
+        The shift ``c`` is the larger of the point's and its reference's row maxima, shared by both, so it
+        drops out of their difference and neither side overflows. The references' pass records ``x`` only;
+        the points' pass computes the reference's side of the decomposition with the shared shift.
+        """
+        if self.recording():
+            self.state.met += 2  # exp and reciprocal (or log): the sites the points' pass gives a rule
+            return _recorded(self.tape, "softmax", torch.log_softmax if log else torch.softmax, x, dim=dim)
+        shift = x.detach().amax(dim, keepdim=True)
+        s_ref = None
+        if self.tape is not None:
+            (x_ref,) = self.tape.replay("softmax", x)
+            shift = torch.maximum(shift, x_ref.amax(dim, keepdim=True))
+            s_ref = x_ref - shift
+        s = x - shift
+        numerator, numerator_ref = self._paired_site(torch.exp, s, s_ref)
+        total, total_ref = numerator.sum(dim, keepdim=True), _maybe(numerator_ref, lambda t: t.sum(dim, keepdim=True))
+        if log:
+            return s - self._paired_site(torch.log, total, total_ref)[0]
+        inverse, inverse_ref = self._paired_site(torch.reciprocal, total, total_ref)
+        if not _input_dependent(inverse):
+            return numerator * inverse
+        reference = None if numerator_ref is None else (numerator_ref, inverse_ref)
+        return self._split(torch.mul, numerator, inverse, reference)
+
+    def _paired_site(self, f: Callable[[Tensor], Tensor], z: Tensor, z_ref: Tensor | None) -> tuple[Tensor, Any]:
+        """``f(z)`` with the rule's gradient given the reference ``z_ref`` (None: no references), and ``f(z_ref)``."""
+        out_ref = _maybe(z_ref, f)
+        if not (z.requires_grad and z.is_floating_point()):
+            return f(z), out_ref
+        return self.state.site(f, z, None if z_ref is None else (z_ref, out_ref)), out_ref
 
     def sequence(
         self, step: Callable, projected: Tensor, state: tuple[Tensor, ...], weights: tuple, reverse: bool
@@ -432,7 +518,13 @@ class RuleOps:
         if rule is None or not by_multiplier(rule) or any(_input_dependent(w) for w in weights):
             return unrolled(self, step, projected, state, weights, reverse)
         self.state.met += count
-        return modified_lstm_layer(rule, self.n_points, projected, state, *weights, reverse)
+        if self.recording():
+            values = lstm_values(projected.detach(), *(s.detach() for s in state), *weights, reverse)
+            self.tape.record("lstm", *values.recorded(state[1]))
+            last = tuple(s.clone().requires_grad_() for s in (values.h, values.c))  # views of hidden, cells
+            return values.hidden.requires_grad_(), last
+        reference = None if self.tape is None else self.tape.replay("lstm", projected)
+        return modified_lstm_layer(rule, projected, state, *weights, reverse, reference)
 
     def quotient(self, a: Tensor, b: Tensor) -> Tensor:
         return self.product(torch.mul, a, self.elementwise(torch.reciprocal, self.statistic(b)))
@@ -440,11 +532,21 @@ class RuleOps:
     def statistic(self, t: Tensor) -> Tensor:
         return t.detach() if self.rule.constant_statistics else t
 
-    def shared_max(self, x: Tensor, dim: int) -> Tensor:
-        return self.rule.shared_max(x, dim, self.n_points)
-
     def refuse(self, message: str) -> None:
         raise UnsupportedModelError(f"{message} ({self.rule.name} rule, products={self.rule.products!r})")
+
+
+def _recorded(tape: ReferenceTape, kind: str, func: Callable, *values: Tensor, **kwargs: Any) -> Tensor:
+    """The references' pass at a site: write its inputs down, return its plain value (marked as depending on
+    the inputs, so that later sites are recognised as in the points' pass)."""
+    tape.record(kind, *values)
+    with torch.no_grad():
+        out = func(*values, **kwargs)
+    return out.requires_grad_()
+
+
+def _maybe(t: Tensor | None, f: Callable[[Tensor], Tensor]) -> Tensor | None:
+    return None if t is None else f(t)
 
 
 def _input_dependent(value: Any) -> bool:
@@ -459,19 +561,33 @@ def _any_input_dependent(args: tuple, kwargs: dict) -> bool:
 
 
 class _SwapNonlinearityGradients(TorchFunctionMode):
-    """The context's state for one forward pass: ``met`` nonlinearities so far, the named modules ``inside``."""
+    """The context's state for one forward pass: ``met`` nonlinearities so far, the named modules ``inside``,
+    the references' ``tape`` (None for rules without references)."""
 
-    def __init__(self, selector: RuleSelector, n_points: int) -> None:
+    def __init__(self, selector: RuleSelector, tape: ReferenceTape | None) -> None:
         super().__init__()
-        self.selector, self.rule, self.n_points = selector, selector.default, n_points
+        self.selector, self.rule, self.tape = selector, selector.default, tape
         self.met, self.inside = 0, []
         self.ops = RuleOps(self)
 
-    def replace(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor) -> Tensor:
-        """``out = f(z)`` with the gradient of the rule the selector chooses for this nonlinearity."""
+    def replace(self, f: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
+        """``f(z)`` with the gradient of the rule the selector chooses for this nonlinearity (recorded on the
+        tape in the references' pass)."""
+        if self.tape is None:
+            return self.site(f, z, None)
+        if self.tape.recording:
+            self.met += 1
+            with torch.no_grad():
+                out = f(z)
+            self.tape.record("elementwise", z, out)
+            return out.requires_grad_()
+        return self.site(f, z, self.tape.replay("elementwise", z))
+
+    def site(self, f: Callable[[Tensor], Tensor], z: Tensor, reference: Pair | None) -> Tensor:
+        """``f(z)`` with the gradient of the selector's rule for the next nonlinearity, given its reference."""
         rule = self.selector.rule_for(self.met, self.inside)
         self.met += 1
-        return rule.replace(f, z, out, self.n_points)
+        return rule.replace(f, z, reference)
 
     def rule_ahead(self, count: int) -> Rule | None:
         """The rule of the next ``count`` nonlinearities if the selector gives them all the same one, else None."""
@@ -508,18 +624,17 @@ class _SwapNonlinearityGradients(TorchFunctionMode):
         def f(t: Tensor) -> Tensor:
             return func(t, *rest, **kwargs)
 
+        f.pointwise = not any(isinstance(v, Tensor) for v in (*rest, *kwargs.values()))  # see derivative_where
         if not z.is_floating_point():
             return f(z)
-        with torch.no_grad():  # the value only: the rule decides the gradient
-            out = f(z)
-        return self.replace(f, z, out)
+        return self.replace(f, z)
 
     def _split_products(self, func: Callable, name: str, args: tuple, kwargs: dict) -> Any:
         """Products, quotients and decomposed operations under ``products="symmetric"``; else NotImplemented."""
         if name in DECOMPOSED and _any_input_dependent(args, kwargs):
             return DECOMPOSED[name](self.ops, *args, **kwargs)
         two = len(args) >= 2 and _input_dependent(args[0]) and _input_dependent(args[1])
-        if name in PRODUCTS and two and not kwargs:
+        if name in PRODUCTS and two and not kwargs and len(args) == 2:
             return self.ops.product(func, args[0], args[1])
         if name in QUOTIENTS and two and kwargs.get("rounding_mode") is None:
             return self.ops.quotient(args[0], args[1])
@@ -559,19 +674,24 @@ def _unsupported_message(rule: Rule, name: str) -> str:
 
 
 @contextmanager
-def modified_gradients(rule: Rule | RuleSelector | None, n_points: int) -> Iterator[_SwapNonlinearityGradients | None]:
+def modified_gradients(
+    rule: Rule | RuleSelector | None, tape: ReferenceTape | None = None
+) -> Iterator[_SwapNonlinearityGradients | None]:
     """Apply ``rule`` (or the rules of a :class:`RuleSelector`) to every elementwise nonlinearity of the one
     forward pass inside the block; hooks on the selector's modules are removed when the block ends.
 
-    ``n_points`` is the number of points at the start of the batch; when ``rule.needs_reference`` the batch
-    continues with one reference per point. ``rule=None`` leaves every gradient ordinary. The block gets the
-    pass's state (its ``met`` counts the nonlinearities given a rule), or None for ``rule=None``.
+    When ``rule.needs_reference``, ``tape`` holds the references' values: a forward pass of the references
+    inside the block records it, a forward pass of the points then replays it
+    (:mod:`~taylorlens.engine.reference_tape`). ``rule=None`` leaves every gradient ordinary. The block gets
+    the pass's state (its ``met`` counts the nonlinearities given a rule), or None for ``rule=None``.
     """
     if rule is None:
         yield None
         return
     selector = rule if isinstance(rule, RuleSelector) else RuleSelector(rule)
-    mode = _SwapNonlinearityGradients(selector, n_points)
+    if selector.needs_reference and tape is None:
+        raise ValueError(f"the {selector.name} rule needs a reference tape")
+    mode = _SwapNonlinearityGradients(selector, tape)
 
     def enter(module: nn.Module, args: tuple) -> None:
         mode.inside.append(module)

@@ -48,6 +48,7 @@ class PassClock:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.tallies: list[Tally] = []
+        self.measuring_depth = 0
 
     def timed(self, evaluate: Callable[..., T], *args: object, device: torch.device | None = None) -> T:
         """``evaluate(*args)``, its seconds added to the clock; on a CUDA ``device`` the queued work is
@@ -70,6 +71,9 @@ class PassClock:
         """``rows.numel()`` points of pass ``kind`` ("forward", "gradient...", "hvp"), of the user's ``rows``."""
         if not self.tallies:
             return
+        if self.measuring_depth:
+            self.count_measuring(rows.numel())
+            return
         kind = "gradient" if kind.startswith("gradient") else kind
         cpu_rows = rows.detach().reshape(-1).cpu()
         for open_tally in self.tallies:
@@ -82,6 +86,16 @@ class PassClock:
         for open_tally in self.tallies:
             open_tally.measuring_points += size
             open_tally.model_calls += 1
+
+    @contextmanager
+    def measuring(self) -> Iterator[None]:
+        """Inside the block, points counted (a chunk's references, :mod:`~taylorlens.engine.passes`) are
+        measuring points."""
+        self.measuring_depth += 1
+        try:
+            yield
+        finally:
+            self.measuring_depth -= 1
 
 
 CLOCK = PassClock()

@@ -16,6 +16,7 @@ pass and T backward passes (batched), never T forwards.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -26,8 +27,9 @@ from torch import Tensor
 
 from taylorlens.engine.chunking import plan, remember_fit, whole_groups
 from taylorlens.engine.memory import attempt, is_out_of_memory, warn_batch_size
-from taylorlens.engine.modified_gradients import Rule, RuleSelector, modified_gradients
+from taylorlens.engine.modified_gradients import Rule, RuleSelector, UnsupportedModelError, modified_gradients
 from taylorlens.engine.pass_clock import CLOCK
+from taylorlens.engine.reference_tape import ReferenceMismatch, ReferenceTape
 
 if TYPE_CHECKING:
     from taylorlens.engine.request import Request
@@ -133,8 +135,8 @@ def run_chunks(
     (:func:`~taylorlens.engine.chunking.plan`). With ``group > 1`` the pairs are visited group by group (the
     ``group`` samples of one input next to each other for each variant) and chunks hold whole groups;
     measuring uses the first input's group. Every chunk is counted in the open tallies
-    (:func:`~taylorlens.engine.pass_clock.tally`) as ``copies`` points per pair (2 when references share
-    the batch).
+    (:func:`~taylorlens.engine.pass_clock.tally`); ``copies`` (2 with DeepLIFT's references) scales the
+    points a chunk's memory is measured for.
 
     A chunk that runs out of memory is evaluated again with half as many points (whole groups), with a
     :class:`~taylorlens.engine.memory.BatchSizeWarning`, and the size that fits is remembered for the model.
@@ -148,8 +150,9 @@ def run_chunks(
     def measured(way: Evaluate) -> Callable[[int], Chunk]:
         def first_point_repeated(size: int) -> Chunk:  # the first input's group (its targets), repeated
             sample = torch.arange(size, device=device) % group
-            CLOCK.count_measuring(size * copies)
-            return way(sample, torch.zeros_like(sample))
+            CLOCK.count_measuring(size)
+            with CLOCK.measuring():
+                return way(sample, torch.zeros_like(sample))
 
         return first_point_repeated
 
@@ -170,8 +173,7 @@ def run_chunks(
             remember_fit(request.call.model, example, kind, halved)
             size = halved
             continue
-        rows = request.rows[sample]
-        CLOCK.count(kind, rows if copies == 1 else rows.repeat(copies))
+        CLOCK.count(kind, request.rows[sample])  # references are counted where they are evaluated
         yield chunk
         start += sample.shape[0]
 
@@ -291,14 +293,61 @@ def _modified_outputs(
     request: Request, batch: Tensor, refs: Tensor | None, sample: Tensor, targets: Tensor | None,
     rule: Rule | RuleSelector | None,
 ) -> tuple[Tensor, int]:
-    """The explained outputs at ``batch`` (and its references) under ``rule``, and the nonlinearities it met."""
-    n, rows = batch.shape[0], request.rows[sample]
-    if refs is not None:
-        batch, rows = torch.cat([batch, refs]), torch.cat([rows, rows])
-        targets = None if targets is None else torch.cat([targets, targets])
-    with modified_gradients(rule, n) as seen:
-        outputs = request.call.explained(batch, rows, targets)[:n]
-    return outputs, 0 if seen is None else seen.met
+    """The explained outputs at ``batch`` under ``rule``, and the nonlinearities it met.
+
+    With references (``refs``, one per point), a forward pass of the references records their values at
+    every rule site first (:mod:`~taylorlens.engine.reference_tape`): of one of them when all are equal and
+    the model's other arguments do not vary with the sample (the values broadcast), else of all.
+    """
+    rows = request.rows[sample]
+    if refs is None:
+        with modified_gradients(rule) as seen:
+            outputs = request.call.explained(batch, rows, targets)
+        return outputs, 0 if seen is None else seen.met
+    shared = _one_reference(request, refs, rows) and request.call.model not in _UNSHARED
+    while True:
+        tape = _reference_tape(request, refs, rows, targets, rule, shared)
+        try:
+            with modified_gradients(rule, tape) as seen:
+                outputs = request.call.explained(batch, rows, targets)
+            tape.finish()
+            return outputs, seen.met
+        except ReferenceMismatch as mismatch:
+            if not shared:
+                raise UnsupportedModelError(
+                    f"the {rule.name} rule pairs every site of the points' forward pass with the same site of "
+                    f"the references' pass, but the two passes differ ({mismatch}): the model takes a "
+                    "different path for the references (input-dependent control flow)"
+                ) from mismatch
+            _UNSHARED.add(request.call.model)  # the model mixes the batch into other dimensions
+            shared = False
+
+
+#: Models whose values at one reference do not broadcast to a batch of points (remembered, not tried again).
+_UNSHARED: weakref.WeakSet = weakref.WeakSet()
+
+
+def _one_reference(request: Request, refs: Tensor, rows: Tensor) -> bool:
+    """Whether every point's reference gives the same values: equal references, and forward arguments (or a
+    layer's context) that do not differ between the samples."""
+    if not torch.equal(refs, refs[:1].expand_as(refs)):
+        return False
+    call = request.call
+    return bool((rows == rows[0]).all()) or (call.site is None and not call.batched_kwargs)
+
+
+def _reference_tape(
+    request: Request, refs: Tensor, rows: Tensor, targets: Tensor | None, rule: Rule | RuleSelector, shared: bool
+) -> ReferenceTape:
+    """The references' values at every rule site (one reference when ``shared``), ready for replay."""
+    if shared:
+        refs, rows, targets = refs[:1], rows[:1], None if targets is None else targets[:1]
+    tape = ReferenceTape(shared)
+    with torch.enable_grad(), modified_gradients(rule, tape):
+        request.call.explained(refs.detach().requires_grad_(True), rows, targets)
+    CLOCK.count("forward", rows)
+    tape.start_replay()
+    return tape
 
 
 def _gradients(

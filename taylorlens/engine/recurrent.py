@@ -54,8 +54,8 @@ class PlainOps:
     def statistic(self, t: Tensor) -> Tensor:
         return t
 
-    def shared_max(self, x: Tensor, dim: int) -> Tensor:
-        return x.detach().amax(dim, keepdim=True)
+    def softmax(self, x: Tensor, dim: int, log: bool = False) -> Tensor:
+        return torch.log_softmax(x, dim) if log else torch.softmax(x, dim)
 
     def refuse(self, message: str) -> NoReturn:
         raise NotImplementedError(message)

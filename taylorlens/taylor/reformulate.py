@@ -35,6 +35,7 @@ from torch import Tensor
 
 from taylorlens.engine import MODEL_OPTIONS, Points, Request, RescaleRule, RuleSelector, inputs_points
 from taylorlens.engine.checks import AttributionInputError, check_options, check_positive_int
+from taylorlens.engine.modified_gradients import Pair
 from taylorlens.methods.occlusion import Windows
 from taylorlens.methods.paths import expected_baselines
 from taylorlens.methods.registry import method_class
@@ -149,11 +150,10 @@ class _TaylorRescaleRule(RescaleRule):
 
     name = "taylor_rescale"
 
-    def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, n: int) -> Tensor:
-        z_x, z_ref = z[:n].detach(), z[n:].detach()
-        slope, curvature = _first_two_derivatives(f, z_x)
-        multiplier = slope - 0.5 * curvature * (z_x - z_ref)
-        return torch.cat([multiplier, multiplier])
+    def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, reference: Pair | None) -> Tensor:
+        z_ref, _ = reference
+        slope, curvature = _first_two_derivatives(f, z)
+        return slope - 0.5 * curvature * (z - z_ref)
 
 
 def _first_two_derivatives(f: Callable[[Tensor], Tensor], z: Tensor) -> tuple[Tensor, Tensor]:

@@ -43,10 +43,20 @@ def test_passes_go_in_chunks_of_batch_size(make_mlp, make_inputs, batch_size):
     assert max(model.calls) == min(batch_size, 30)
 
 
-def test_deeplift_pairs_each_chunk_with_its_references(make_mlp, make_inputs):
-    model = CountingModel(make_mlp(nn.Tanh))
-    taylorlens.attribute(model, make_inputs(5, 5), 1, "deeplift", batch_size=2)
-    assert model.calls == [4, 4, 2]
+def test_deeplift_evaluates_the_references_of_each_chunk_before_its_points(make_mlp, make_inputs):
+    # One shared baseline: one reference forward per chunk, its values broadcast to the chunk's points.
+    model, x = CountingModel(make_mlp(nn.Tanh)), make_inputs(5, 5)
+    shared = taylorlens.attribute(model, x, 1, "deeplift", batch_size=2)
+    assert model.calls == [1, 2, 1, 2, 1, 1]
+    # A baseline per sample: as many references as points; the same attributions for equal baselines.
+    model.calls.clear()
+    per_sample = taylorlens.attribute(model, x, 1, "deeplift", baseline=torch.zeros_like(x) + 0.0, batch_size=2)
+    assert model.calls == [1, 2, 1, 2, 1, 1]  # equal rows are still recognised as one reference
+    torch.testing.assert_close(per_sample, shared, rtol=0, atol=0)
+    model.calls.clear()
+    baseline = make_inputs(5, 5)
+    taylorlens.attribute(model, x, 1, "deeplift", baseline=baseline, batch_size=2)
+    assert model.calls == [2, 2, 2, 2, 1, 1]
 
 
 def test_large_jobs_use_a_measured_chunk_size_and_agree_with_single_points(make_mlp, make_inputs):
