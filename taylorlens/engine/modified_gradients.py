@@ -177,10 +177,21 @@ def derivative_where(f: Callable[[Tensor], Tensor], where: Tensor, values: Tenso
     The derivative is evaluated at those entries only when ``f`` is pointwise (``f.pointwise``, default
     True: no tensor arguments besides ``z`` that would have to be indexed with it), else at every entry.
     """
-    if getattr(f, "pointwise", True):
-        at = sum(end.expand_as(values)[where] for end in ends) / len(ends)
-        return values.masked_scatter(where, derivative(f, at))
+    if getattr(f, "pointwise", True) and values.dim() > 0:
+        entries = where.nonzero(as_tuple=True)
+        if entries[0].numel():
+            values[entries] = derivative(f, sum(_at_entries(end, entries) for end in ends) / len(ends))
+        return values
+    if not bool(where.any()):
+        return values
     return torch.where(where, derivative(f, sum(ends) / len(ends)), values)
+
+
+def _at_entries(t: Tensor, entries: tuple[Tensor, ...]) -> Tensor:
+    """The values of ``t`` at the ``entries`` (coordinates) of the shape ``t`` broadcasts to, without expanding it."""
+    offset = len(entries) - t.dim()
+    return t[tuple(torch.zeros_like(index) if size == 1 else index
+                   for index, size in zip(entries[offset:], t.shape, strict=True))]
 
 
 def _check_products(products: str, choices: tuple[str, ...] = ("gradient", "symmetric")) -> str:
@@ -221,11 +232,10 @@ class RescaleRule(Rule):
         z_ref, out_ref = _given(reference, self)
         delta = z - z_ref
         multiplier = torch.sub(out, out_ref).div_(delta)  # in place where possible: these tensors are large
-        scale = z.abs().clamp_(min=1.0)
-        small = torch.div(delta.abs_(), scale, out=scale) <= torch.finfo(z.dtype).eps ** 0.5
-        if bool(small.any()):
-            multiplier = derivative_where(f, small, multiplier, z, z_ref)
-        return multiplier
+        tolerance = torch.finfo(z.dtype).eps ** 0.5
+        small = delta.abs_() <= tolerance  # |delta| <= tolerance * max(1, |z|), without a buffer for |z|
+        small |= delta.div_(z).abs_() <= tolerance
+        return derivative_where(f, small, multiplier, z, z_ref)
 
 
 class EpsilonRule(Rule):
@@ -263,12 +273,12 @@ class EpsilonRule(Rule):
         return gate, torch.zeros_like(signal)
 
     def multiplier(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor, reference: Pair | None) -> Tensor:
-        denominator = (z >= 0).to(z.dtype).mul_(2 * self.epsilon).sub_(self.epsilon).add_(z)  # sign(0) = 1
-        zero = denominator == 0
+        denominator = z + 0.0  # -0.0 becomes +0.0, so that copysign gives sign(0) = 1
+        torch.copysign(z.new_tensor(self.epsilon), denominator, out=denominator).add_(z)
         multiplier = torch.div(out, denominator, out=denominator)
-        if bool(zero.any()):
-            multiplier = derivative_where(f, zero, multiplier, z)
-        return multiplier
+        if self.epsilon > 0:  # z + epsilon sign(z) is never 0
+            return multiplier
+        return derivative_where(f, z == 0, multiplier, z)
 
 
 def by_multiplier(rule: Rule) -> bool:
