@@ -7,8 +7,9 @@ The step-by-step unrolling of :mod:`~taylorlens.engine.recurrent` records ~40 au
 (three elementwise rules, three gate products, their splits), and a Rescale multiplier that needs the
 midpoint slope runs an extra autograd pass inside every step: at 500 steps the modified pass cost 10-30
 plain passes. Every rule factor is an elementwise function of the forward values, so this Function
-computes them for all steps at once after a no-grad forward, and its backward is the modified chain rule
-of the unrolled cell written out, a few batched operations per step::
+computes them for all steps at once after a no-grad forward (torch's fused LSTM kernel for the outputs, one
+batched product for the gates, one operation per step for the cells: :func:`lstm_values`), and its
+backward is the modified chain rule of the unrolled cell written out, a few batched operations per step::
 
     gh_t  = dL/dh_t (from above and from step t+1),   gc_t = dL/dc_t (from step t+1) + gh_t * o_bar_t m_c_t
     dz_t  = [gc_t g_bar_t m_i_t, gc_t cprev_bar_t m_f_t, gc_t i_bar_t m_g_t, gh_t tanhc_bar_t m_o_t]
@@ -49,23 +50,53 @@ class LSTMValues(NamedTuple):
 
 def lstm_values(
     projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None, w_hr: Tensor | None,
+    reverse: bool, source: tuple[Tensor, Tensor, Tensor | None] | None = None,
+) -> LSTMValues:
+    """The values of :func:`~taylorlens.engine.recurrent.lstm_step` over all steps, without gradients.
+
+    With ``source = (input, w_ih, b_ih)`` (``projected = F.linear(input, w_ih, b_ih)``) the outputs come from
+    torch's fused LSTM kernel, the gate pre-activations of all steps from one matrix product with the
+    outputs one step before, and only the cell recurrence ``c_t = f_t c_{t-1} + i_t g_t`` runs step by step
+    (one operation per step); without it every step runs the cell's operations.
+    """
+    with torch.no_grad():
+        if source is None:
+            return _stepped_values(projected, h0, c0, w_hh, b_hh, w_hr, reverse)
+        x, w_ih, b_ih = source
+        weights = [w for w in (w_ih, w_hh, b_ih, b_hh, w_hr) if w is not None]
+        order = (lambda s: s.flip(0)) if reverse else (lambda s: s)
+        hidden, h, c = torch._VF.lstm(order(x), (h0[None], c0[None]), weights, b_ih is not None, 1, 0.0, False,
+                                      False, False)
+        hidden = order(hidden)
+        before = torch.cat([hidden[1:], h0[None]]) if reverse else torch.cat([h0[None], hidden[:-1]])
+        gates = torch.add(projected, F.linear(before, w_hh, b_hh))
+        sigmoids = torch.sigmoid(gates)
+        i, f, _, _ = sigmoids.chunk(4, dim=-1)
+        inflow = i * torch.tanh(gates.chunk(4, dim=-1)[2])
+        cells = torch.empty_like(inflow)
+        cell = c0
+        for t in (range(projected.shape[0] - 1, -1, -1) if reverse else range(projected.shape[0])):
+            cell = torch.addcmul(inflow[t], f[t], cell, out=cells[t])
+    return LSTMValues(gates, sigmoids, cells, hidden, h[0], c[0])
+
+
+def _stepped_values(
+    projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None, w_hr: Tensor | None,
     reverse: bool,
 ) -> LSTMValues:
-    """The values of :func:`~taylorlens.engine.recurrent.lstm_step` over all steps, operation for operation
-    (on contiguous rows), without gradients."""
-    with torch.no_grad():
-        steps = range(projected.shape[0] - 1, -1, -1) if reverse else range(projected.shape[0])
-        gates, sigmoids = torch.empty_like(projected), torch.empty_like(projected)
-        cells = projected.new_empty(*projected.shape[:2], c0.shape[-1])
-        hidden = projected.new_empty(*projected.shape[:2], h0.shape[-1])
-        h, c = h0, c0
-        for t in steps:
-            z = torch.add(projected[t], F.linear(h, w_hh, b_hh), out=gates[t])
-            i, f, _, o = torch.sigmoid(z, out=sigmoids[t]).chunk(4, dim=-1)
-            c = torch.add(f * c, i * torch.tanh(z.chunk(4, dim=-1)[2]), out=cells[t])
-            h = torch.mul(o, torch.tanh(c), out=hidden[t] if w_hr is None else None)
-            if w_hr is not None:
-                h = torch.matmul(h, w_hr.T, out=hidden[t])
+    """:func:`lstm_values` step by step, operation for operation as the unrolled cell (on contiguous rows)."""
+    steps = range(projected.shape[0] - 1, -1, -1) if reverse else range(projected.shape[0])
+    gates, sigmoids = torch.empty_like(projected), torch.empty_like(projected)
+    cells = projected.new_empty(*projected.shape[:2], c0.shape[-1])
+    hidden = projected.new_empty(*projected.shape[:2], h0.shape[-1])
+    h, c = h0, c0
+    for t in steps:
+        z = torch.add(projected[t], F.linear(h, w_hh, b_hh), out=gates[t])
+        i, f, _, o = torch.sigmoid(z, out=sigmoids[t]).chunk(4, dim=-1)
+        c = torch.add(f * c, i * torch.tanh(z.chunk(4, dim=-1)[2]), out=cells[t])
+        h = torch.mul(o, torch.tanh(c), out=hidden[t] if w_hr is None else None)
+        if w_hr is not None:
+            h = torch.matmul(h, w_hr.T, out=hidden[t])
     return LSTMValues(gates, sigmoids, cells, hidden, h, c)
 
 
@@ -76,8 +107,9 @@ class _ModifiedLSTMLayer(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any, projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
         w_hr: Tensor | None, rule: Any, reverse: bool, reference: tuple[Tensor, ...] | None,
+        source: tuple[Tensor, Tensor, Tensor | None] | None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        values = lstm_values(projected, h0, c0, w_hh, b_hh, w_hr, reverse)
+        values = lstm_values(projected, h0, c0, w_hh, b_hh, w_hr, reverse, source)
         factors = _backward_factors(rule, values.recorded(c0), reverse, reference)
         ctx.steps = range(projected.shape[0] - 1, -1, -1) if reverse else range(projected.shape[0])
         ctx.w_hr, ctx.factors = w_hr, factors
@@ -90,20 +122,29 @@ class _ModifiedLSTMLayer(torch.autograd.Function):
         batch, length, _, size = factors.gate_gains.shape
         dz = grad_hidden.new_zeros(length, batch, 4, size)  # time-major like ``projected``; gates i, f, g, o
         from_above = grad_hidden.flatten(1).any(1).tolist()  # steps whose output is used above
+
+        def per_step(t: Tensor | None) -> Any:  # the views of every step at once: one C call, not T indexings
+            return None if t is None else t.unbind(1)
+
+        cell_gain, carry = per_step(factors.cell_gain), per_step(factors.carry)
+        output_gain = per_step(factors.output_gain)
+        gate_gains = per_step(factors.gate_gains if every_gate else factors.gate_gains[:, :, 0])
+        above, rows = grad_hidden.unbind(0), dz.flatten(-2).unbind(0)
+        heads, tails = (dz[:, :, :3].unbind(0), dz[:, :, 3].unbind(0)) if every_gate else (dz[:, :, 2].unbind(0), None)
         gh, gc = grad_h, grad_c
         for t in reversed(ctx.steps):
             if from_above[t]:
-                gh = gh + grad_hidden[t]
+                gh = gh + above[t]
             full = gh if ctx.w_hr is None else gh @ ctx.w_hr
-            gc = torch.addcmul(gc, full, factors.cell_gain[:, t])
+            gc = torch.addcmul(gc, full, cell_gain[t])
             if every_gate:
-                torch.mul(gc.unsqueeze(-2), factors.gate_gains[:, t], out=dz[t, :, :3])
-                torch.mul(full, factors.output_gain[:, t], out=dz[t, :, 3])
-                gh = dz[t].flatten(-2) @ ctx.w_hh
+                torch.mul(gc.unsqueeze(-2), gate_gains[t], out=heads[t])
+                torch.mul(full, output_gain[t], out=tails[t])
+                gh = rows[t] @ ctx.w_hh
             else:
-                gh = torch.mul(gc, factors.gate_gains[:, t, 0], out=dz[t, :, 2]) @ ctx.w_hh
-            gc = gc * factors.carry[:, t]
-        return dz.flatten(-2), gh, gc, None, None, None, None, None, None
+                gh = torch.mul(gc, gate_gains[t], out=heads[t]) @ ctx.w_hh
+            gc = gc * carry[t]
+        return dz.flatten(-2), gh, gc, None, None, None, None, None, None, None
 
 
 class _Factors(NamedTuple):
@@ -166,12 +207,14 @@ def _backward_factors(
 def modified_lstm_layer(
     rule: Any, projected: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, b_hh: Tensor | None,
     w_hr: Tensor | None, reverse: bool, reference: tuple[Tensor, ...] | None = None,
+    source: tuple[Tensor, Tensor, Tensor | None] | None = None,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """``hidden (T, B, P)`` and the last ``(h, c)`` of one LSTM layer, with ``rule``'s modified gradients
     (``reference``: the references' :meth:`LSTMValues.recorded`, for rules that need them).
 
     The weights must not require gradients (the passes freeze the model's parameters).
     """
+    source = None if source is None else tuple(None if s is None else s.detach() for s in source)
     hidden, h, c = _ModifiedLSTMLayer.apply(projected, state[0], state[1], w_hh, b_hh, w_hr, rule, reverse,
-                                            reference)
+                                            reference, source)
     return hidden, (h, c)

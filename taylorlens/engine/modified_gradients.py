@@ -517,11 +517,14 @@ class RuleOps:
         return self.state.site(f, z, None if z_ref is None else (z_ref, out_ref)), out_ref
 
     def sequence(
-        self, step: Callable, projected: Tensor, state: tuple[Tensor, ...], weights: tuple, reverse: bool
+        self, step: Callable, projected: Tensor, state: tuple[Tensor, ...], weights: tuple, reverse: bool,
+        source: tuple[Tensor, Tensor, Tensor | None] | None = None,
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """One direction of a recurrent layer: an LSTM whose ``3 T`` nonlinearities all get one
         :func:`by_multiplier` rule runs as one fused Function (:mod:`~taylorlens.engine.lstm_pass`), any
         other layer step by step (:func:`~taylorlens.engine.recurrent.unrolled`). Both give the same gradients.
+        ``source`` (``(input, w_ih, b_ih)`` of ``projected``) lets the fused pass read its values from torch's
+        LSTM kernel.
         """
         count = 3 * projected.shape[0]  # sigmoid of the gates, tanh of g and of c in every step
         rule = self.state.rule_ahead(count) if step is lstm_step and _input_dependent(projected) else None
@@ -529,12 +532,12 @@ class RuleOps:
             return unrolled(self, step, projected, state, weights, reverse)
         self.state.met += count
         if self.recording():
-            values = lstm_values(projected.detach(), *(s.detach() for s in state), *weights, reverse)
+            values = lstm_values(projected.detach(), *(s.detach() for s in state), *weights, reverse, source)
             self.tape.record("lstm", *values.recorded(state[1]))
             last = tuple(s.clone().requires_grad_() for s in (values.h, values.c))  # views of hidden, cells
             return values.hidden.requires_grad_(), last
         reference = None if self.tape is None else self.tape.replay("lstm", projected)
-        return modified_lstm_layer(rule, projected, state, *weights, reverse, reference)
+        return modified_lstm_layer(rule, projected, state, *weights, reverse, reference, source)
 
     def quotient(self, a: Tensor, b: Tensor) -> Tensor:
         return self.product(torch.mul, a, self.elementwise(torch.reciprocal, self.statistic(b)))

@@ -47,8 +47,10 @@ class PlainOps:
         return gate * signal
 
     def sequence(
-        self, step: Step, projected: Tensor, state: tuple[Tensor, ...], weights: Sequence[Tensor | None], reverse: bool
+        self, step: Step, projected: Tensor, state: tuple[Tensor, ...], weights: Sequence[Tensor | None], reverse: bool,
+        source: tuple[Tensor, Tensor, Tensor | None] | None = None,
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """``source``: ``(input, w_ih, b_ih)`` with ``projected = F.linear(input, w_ih, b_ih)`` (unused here)."""
         return unrolled(self, step, projected, state, weights, reverse)
 
     def statistic(self, t: Tensor) -> Tensor:
@@ -126,7 +128,8 @@ def _layers(
             w_hr = weights[-1] if per_direction in (3, 5) else None
             projected = F.linear(sequence, w_ih, b_ih)  # every time step at once
             state = tuple(s[index] for s in hx)
-            hidden, state = ops.sequence(step, projected, state, (w_hh, b_hh, w_hr), bool(direction))
+            hidden, state = ops.sequence(step, projected, state, (w_hh, b_hh, w_hr), bool(direction),
+                                         source=(sequence, w_ih, b_ih))
             outputs.append(hidden)
             for final, s in zip(finals, state, strict=True):
                 final.append(s)

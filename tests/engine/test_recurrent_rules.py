@@ -109,7 +109,8 @@ def test_fused_lstm_pass_gives_the_step_by_step_gradients(make_inputs, monkeypat
         unrolled, unrolled_outputs = request.gradients(points, stepwise)
         assert len(fused_layers) == 4
     torch.testing.assert_close(fused, unrolled, rtol=1e-10, atol=1e-13)
-    torch.testing.assert_close(outputs, unrolled_outputs, rtol=0, atol=0)
+    # The fused pass reads its values from torch's LSTM kernel: the same numbers in another summation order.
+    torch.testing.assert_close(outputs, unrolled_outputs, rtol=1e-12, atol=1e-15)
     assert request.nonlinearities(points, rule) == request.nonlinearities(points, stepwise) == 4 * 3 * steps
 
 
