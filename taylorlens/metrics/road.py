@@ -172,8 +172,9 @@ class _ImputationSystem:
     row-major order of the ``(M, H, W)`` masks: ``cells`` (n,), the index of each unknown in those masks
     flattened; ``starts`` (M + 1,), the number of the first unknown of each mask; ``diagonal`` (n,), the weight
     of each neighbour inside the image; ``pairs``, for each neighbour offset that follows in that order, the
-    weight and the numbers ``(i, j)``, ``i < j`` (both increasing), of removed pixels that are such neighbours
-    (``-weight`` at ``(i, j)`` and ``(j, i)``); ``rhs`` (n, C), the weighted sum of known neighbours."""
+    weight, the numbers ``i`` (increasing) of the removed pixels whose neighbour at that offset is removed too,
+    and ``gap``, the distance ``j - i > 0`` to that neighbour's number (``-weight`` at ``(i, j)`` and
+    ``(j, i)``); ``rhs`` (n, C), the weighted sum of known neighbours."""
 
     cells: np.ndarray
     starts: np.ndarray
@@ -191,44 +192,44 @@ class _ImputationSystem:
         margin = row + 1  # zero cells before the first mask: the neighbours above its first row
         flat = np.zeros(2 * margin + masks * (height + 1) * row, dtype=bool)
         _pixels(flat, margin, masks, height, width)[:] = removed
-        known = np.zeros((values.shape[1], flat.size))
-        np.copyto(_pixels(known, margin, masks, height, width), values.transpose(1, 0, 2, 3), where=~removed)
         padded = np.flatnonzero(flat)
-        offsets = {(dy, dx): dy * row + dx for dy, dx in NEIGHBOURS}
-        rhs = sum(weight * known[:, padded + offsets[step]] for step, weight in NEIGHBOURS.items())
+        known = np.zeros((values.shape[1], flat.size))
+        _pixels(known, margin, masks, height, width)[:] = values.transpose(1, 0, 2, 3)
+        known[:, padded] = 0.0
+        # The weights are (1, 2, 1) x (1, 2, 1) / 12 without the centre, which is zero at the unknowns.
+        across = 2 * known[:, 1:-1] + known[:, :-2] + known[:, 2:]  # across[:, q - 1]: cells q - 1, q, q + 1
+        rhs = (2 * across[:, row:-row] + across[:, : -2 * row] + across[:, 2 * row :])[:, padded - row - 1] / 12
         cells = np.flatnonzero(removed)
         diagonal = _inside(height, width).ravel()[cells % (height * width)]
-        number = np.cumsum(flat) - 1
+        number = np.cumsum(flat, dtype=np.int32) - 1
         pairs = []
-        for step, weight in NEIGHBOURS.items():
-            if step < (0, 0):
-                continue
-            neighbour = padded + offsets[step]
-            hit = flat[neighbour]
-            pairs.append((weight, np.flatnonzero(hit), number[neighbour[hit]]))
+        for (dy, dx), weight in NEIGHBOURS.items():
+            if (dy, dx) > (0, 0):
+                offset = dy * row + dx
+                both = np.flatnonzero(flat[:-offset] & flat[offset:])
+                pairs.append((weight, number[both], number[both + offset] - number[both]))
         sizes = np.count_nonzero(removed.reshape(masks, -1), axis=1)
         return cls(cells, np.concatenate([[0], np.cumsum(sizes)]), diagonal, pairs, rhs.T)
 
     def block(self, lo: int, hi: int) -> list[tuple[float, np.ndarray, np.ndarray]]:
-        """The pairs among unknowns ``lo .. hi - 1`` (whole masks), numbered from ``lo``."""
+        """The pairs ``(weight, i, gap)`` among unknowns ``lo .. hi - 1`` (whole masks), ``i`` counted from ``lo``."""
         out = []
-        for weight, i, j in self.pairs:
-            first, last = np.searchsorted(i, (lo, hi))
-            out.append((weight, i[first:last] - lo, j[first:last] - lo))
+        for weight, i, gap in self.pairs:
+            first, last = np.searchsorted(i, np.array((lo, hi), dtype=i.dtype))
+            out.append((weight, i[first:last] - lo, gap[first:last]))
         return out
 
     def runs(self) -> list[tuple[int, int, int]]:
         """Runs of consecutive masks ``(lo, hi, band)`` for :meth:`solve_banded`: unknowns ``lo .. hi - 1``,
         as many masks as keep unknowns x (band + 1) under :data:`BAND_ENTRIES` (at least one), where the band
-        of a run is the largest ``j - i`` of its pairs."""
-        gap = np.zeros(self.diagonal.size, dtype=np.int64)
-        for _, i, j in self.pairs:
-            gap[i] = np.maximum(gap[i], j - i)
-        starts, sizes = self.starts[:-1], np.diff(self.starts)
-        bands = np.zeros(sizes.size, dtype=np.int64)
-        bands[sizes > 0] = np.maximum.reduceat(gap, starts[sizes > 0]) if gap.size else 0
+        of a run is the largest gap of its pairs."""
+        bands = np.zeros(self.starts.size - 1, dtype=np.int64)
+        for _, i, gap in self.pairs:
+            first = np.searchsorted(i, self.starts.astype(i.dtype))  # where each mask's pairs begin
+            some = first[1:] > first[:-1]
+            bands[some] = np.maximum(bands[some], np.maximum.reduceat(gap, first[:-1][some]))
         runs, lo, band = [], 0, 0
-        for start, stop, own in zip(starts.tolist(), self.starts[1:].tolist(), bands.tolist(), strict=True):
+        for start, stop, own in zip(self.starts[:-1].tolist(), self.starts[1:].tolist(), bands.tolist(), strict=True):
             if start > lo and (stop - lo) * (max(band, own) + 1) > BAND_ENTRIES:
                 runs.append((lo, start, band))
                 lo, band = start, 0
@@ -240,8 +241,9 @@ class _ImputationSystem:
         for lo, hi, band in self.runs():
             lower = np.zeros((hi - lo, band + 1))  # a row per unknown: LAPACK's column-major band storage
             lower[:, 0] = self.diagonal[lo:hi]
-            for weight, i, j in self.block(lo, hi):
-                lower[i, j - i] = -weight
+            entries = lower.reshape(-1)
+            for weight, i, gap in self.block(lo, hi):
+                entries[i * (band + 1) + gap] = -weight
             solution[lo:hi] = solveh_banded(lower.T, self.rhs[lo:hi], lower=True, overwrite_ab=True,
                                             check_finite=False)
         return solution
@@ -252,8 +254,8 @@ class _ImputationSystem:
             if hi == lo:
                 continue
             pairs, size = self.block(lo, hi), hi - lo
-            rows = np.concatenate([i for _, i, _ in pairs] + [j for _, _, j in pairs] + [np.arange(size)])
-            cols = np.concatenate([j for _, _, j in pairs] + [i for _, i, _ in pairs] + [np.arange(size)])
+            rows = np.concatenate([i for _, i, _ in pairs] + [i + gap for _, i, gap in pairs] + [np.arange(size)])
+            cols = np.concatenate([i + gap for _, i, gap in pairs] + [i for _, i, _ in pairs] + [np.arange(size)])
             data = np.concatenate([np.full(i.size, -weight) for weight, i, _ in pairs] * 2 + [self.diagonal[lo:hi]])
             system = csc_matrix((data, (rows, cols)), (size, size))
             factors = splu(system, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
