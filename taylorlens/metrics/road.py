@@ -45,6 +45,8 @@ BANDED_UP_TO = 64
 #: Masks imputed in one banded solve: as many consecutive ones as keep (band + 1) x unknowns under this many
 #: entries (1 MB, which stays in cache between assembly and solve; measured fastest from 2^16 to 2^18).
 BAND_ENTRIES = 2**17
+#: Masks assembled together: as many as keep their padded pixels under this many (8 MB of float64 per channel).
+CELLS = 2**20
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,9 @@ def road(
     height, width = images.shape[-2:]
     counts = torch.tensor([math.floor(f * height * width + 1e-9) for f in grid.tolist()], device=x.device)
     relevance = as_images(a).sum(1).flatten(1)
-    ranking = relevance.argsort(dim=1, descending=order == "morf", stable=True).argsort(1)
+    ranked = relevance.argsort(dim=1, descending=order == "morf", stable=True)
+    positions = torch.arange(ranked.shape[1], device=x.device).expand_as(ranked)
+    ranking = torch.empty_like(ranked).scatter_(1, ranked, positions)  # the rank of each pixel
     removed = (ranking[:, None, :] < counts[None, :, None]).view(x.shape[0], len(counts), height, width)
     if imputation == "linear":
         imputed = noisy_linear_imputation(images, removed, check_nonnegative("noise", noise), request.generator(seed))
@@ -145,23 +149,30 @@ def noisy_linear_imputation(
     images with ``noise * N(0, 1)`` added to the imputed values (drawn in that numbering).
     """
     batch, masks, height, width = removed.shape
-    if bool(removed.flatten(2).all(2).any()):
-        raise AttributionInputError("removed must keep at least one pixel of every mask: with none known, the "
-                                    "imputation has no unique solution")
     wide = width > height
     rows = (images.transpose(-1, -2) if wide else images).detach()  # (B, C, H', W'), rows along the wider side
     grid = (removed.transpose(-1, -2) if wide else removed).reshape(batch * masks, *rows.shape[-2:]).cpu().numpy()
-    order = np.argsort(np.count_nonzero(grid.reshape(len(grid), -1), axis=1), kind="stable")
-    image_of = torch.from_numpy(order // masks).to(images.device)
-    system = _ImputationSystem.build(rows.cpu().double().numpy()[order // masks], grid[order])
+    sizes = np.count_nonzero(grid.reshape(len(grid), -1), axis=1)
+    if bool((sizes == height * width).any()):
+        raise AttributionInputError("removed must keep at least one pixel of every mask: with none known, the "
+                                    "imputation has no unique solution")
+    order = np.argsort(sizes, kind="stable")
+    values = rows.cpu().double().numpy()
     banded = min(height, width) <= BANDED_UP_TO
-    solution = torch.from_numpy(system.solve_banded() if banded else system.solve_sparse())
-    imputed = solution.to(dtype=images.dtype, device=images.device)  # (unknowns, C)
+    per_build = max(1, CELLS // ((height + 1) * (width + 1)))
+    solutions, cells = [], []
+    for first in range(0, len(order), per_build):
+        part = order[first : first + per_build]
+        system = _ImputationSystem.build(values[part // masks], grid[part])
+        solutions.append(system.solve_banded() if banded else system.solve_sparse())
+        cells.append(system.cells + first * height * width)
+    imputed = torch.from_numpy(np.concatenate(solutions)).to(dtype=images.dtype, device=images.device)
     if noise > 0:
         imputed = imputed + noise * torch.randn(imputed.shape, generator=generator, dtype=imputed.dtype,
                                                 device=imputed.device)
+    image_of = torch.from_numpy(order // masks).to(images.device)
     out = rows.permute(0, 2, 3, 1)[image_of].contiguous()  # (masks in that order, H', W', C)
-    out.view(-1, out.shape[-1])[torch.from_numpy(system.cells).to(images.device)] = imputed
+    out.view(-1, out.shape[-1])[torch.from_numpy(np.concatenate(cells)).to(images.device)] = imputed
     out = out[torch.from_numpy(np.argsort(order)).to(images.device)].view(batch, masks, *out.shape[1:])
     return out.permute(0, 1, 4, 3, 2).contiguous() if wide else out.permute(0, 1, 4, 2, 3).contiguous()
 
