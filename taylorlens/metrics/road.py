@@ -220,7 +220,8 @@ class _ImputationSystem:
             if (dy, dx) > (0, 0):
                 offset = dy * row + dx
                 both = np.flatnonzero(flat[:-offset] & flat[offset:])
-                pairs.append((weight, number[both], number[both + offset] - number[both]))
+                own = number[both]
+                pairs.append((weight, own, number[both + offset] - own))
         sizes = np.count_nonzero(removed.reshape(masks, -1), axis=1)
         return cls(cells, np.concatenate([[0], np.cumsum(sizes)]), diagonal, pairs, rhs.T)
 
@@ -247,7 +248,7 @@ class _ImputationSystem:
                 runs.append((lo, start, band))
                 lo, band = start, 0
             band = max(band, own)
-        return [*runs, (lo, int(self.starts[-1]), band)]
+        return [run for run in [*runs, (lo, int(self.starts[-1]), band)] if run[1] > run[0]]
 
     def solve_banded(self) -> np.ndarray:
         solution = np.empty_like(self.rhs)
