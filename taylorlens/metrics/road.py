@@ -100,8 +100,9 @@ def road(
     ``"constant"`` (removed pixels take ``baseline``, no noise). ``readout``: ``"output"`` (the explained
     output; pass probabilities for Rong et al.'s setting) or ``"correct"`` (1.0 where the model's argmax is
     the target: the accuracy curve of the paper and of Quantus's ``ROAD``). The removed pixels of all inputs and
-    fractions form block-diagonal systems solved a group of images at a time (:func:`noisy_linear_imputation`);
-    all ``B x K`` imputed images go through the model as one chunked forward job.
+    fractions form block-diagonal systems solved a run of masks of similar size at a time
+    (:func:`noisy_linear_imputation`); all ``B x K`` imputed images go through the model as one chunked
+    forward job.
     """
     check_choice("order", order, ORDERS)
     check_choice("imputation", imputation, IMPUTATIONS)
@@ -139,15 +140,16 @@ def noisy_linear_imputation(
     """Impute the ``removed`` pixels (bool ``(B, K, H, W)``: K masks per image) of ``images`` ``(B, C, H, W)``.
 
     Every removed pixel satisfies ``sum_n w_n (v_n - v) = 0`` over its neighbours ``n`` inside the image
-    (weights :data:`NEIGHBOURS`), with known neighbours on the right-hand side: one sparse system over the
-    removed pixels of every mask (the masks as diagonal blocks, the C channels as right-hand sides). Its
-    negative is symmetric positive definite (each group of connected removed pixels touches a known one, so
-    the rows are irreducibly diagonally dominant), so it is solved without pivoting. The unknowns are numbered
-    row by row along the wider side, the masks sorted by their number of removed pixels; for images up to
-    :data:`BANDED_UP_TO` pixels on their narrower side, runs of consecutive masks go to LAPACK's banded
-    Cholesky (``dpbsv``) with the band of that run (the largest distance in that numbering between
-    two removed neighbours, at most the narrower side + 1, and smaller the fewer pixels a mask removes);
-    wider images go to SuperLU with a symmetric ordering, one mask at a time. Returns ``(B, K, C, H, W)``
+    (weights :data:`NEIGHBOURS`; Rong et al. 2022, Sec. 4.2), with known neighbours on the right-hand side:
+    one sparse system over the removed pixels of every mask (the masks as diagonal blocks, the C channels as
+    right-hand sides). Its negative is symmetric positive definite (each group of connected removed pixels
+    touches a known one, so the rows are irreducibly diagonally dominant), so it is solved without pivoting.
+    The unknowns are numbered row by row along the wider side, the masks sorted by their number of removed
+    pixels and assembled :data:`CELLS` pixels at a time; for images up to :data:`BANDED_UP_TO` pixels on their
+    narrower side, runs of consecutive masks (up to :data:`BAND_ENTRIES` band entries) go to LAPACK's banded
+    Cholesky (``dpbsv``) with the band of that run (the largest distance in that numbering between two removed
+    neighbours: at most the narrower side + 1, and smaller the fewer pixels a mask removes); wider images go
+    to SuperLU with a symmetric ordering, one mask at a time. Returns ``(B, K, C, H, W)``
     images with ``noise * N(0, 1)`` added to the imputed values (drawn in that numbering).
     """
     batch, masks, height, width = removed.shape
@@ -183,11 +185,11 @@ def noisy_linear_imputation(
 class _ImputationSystem:
     """The negated imputation system of M masks over their n removed pixels (the unknowns), numbered in the
     row-major order of the ``(M, H, W)`` masks: ``cells`` (n,), the index of each unknown in those masks
-    flattened; ``starts`` (M + 1,), the number of the first unknown of each mask; ``diagonal`` (n,), the weight
-    of each neighbour inside the image; ``pairs``, for each neighbour offset that follows in that order, the
-    weight, the numbers ``i`` (increasing) of the removed pixels whose neighbour at that offset is removed too,
-    and ``gap``, the distance ``j - i > 0`` to that neighbour's number (``-weight`` at ``(i, j)`` and
-    ``(j, i)``); ``rhs`` (n, C), the weighted sum of known neighbours."""
+    flattened; ``starts`` (M + 1,), the number of the first unknown of each mask; ``diagonal`` (n,), the summed
+    weight of each unknown's neighbours inside the image; ``pairs``, for each neighbour offset that follows in
+    that order, the weight, the numbers ``i`` (increasing) of the removed pixels whose neighbour at that offset
+    is removed too, and ``gap``, the distance ``j - i > 0`` to that neighbour's number (``-weight`` at
+    ``(i, j)`` and ``(j, i)``); ``rhs`` (n, C), the weighted sum of known neighbours."""
 
     cells: np.ndarray
     starts: np.ndarray
