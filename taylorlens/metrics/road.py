@@ -47,7 +47,8 @@ BANDED_UP_TO = 63
 #: Masks imputed in one banded solve: as many consecutive ones as keep (band + 1) x unknowns under this many
 #: entries (2 MB, which stays in cache between assembly and solve; measured fastest at 2^17-2^19).
 BAND_ENTRIES = 2**18
-#: Masks assembled together: as many as keep their padded pixels under this many (8 MB of float64 per channel).
+#: Masks assembled together: as many as keep their padded pixels under this many (at least one mask): 8 MB of
+#: float64 per channel, and pixel numbers well inside int32.
 CELLS = 2**20
 
 
