@@ -56,20 +56,44 @@ def test_noisy_linear_imputation_matches_a_dense_per_pixel_solve_including_borde
 
 
 def test_banded_and_sparse_solves_of_the_imputation_agree_on_tall_and_wide_images(monkeypatch):
+    """Masks sorted by size, banded solves over runs of them (each with its own band), assembly in chunks of
+    CELLS padded pixels, SuperLU one mask at a time: every split gives the same values as the dense solve."""
     road_module = importlib.import_module("taylorlens.metrics.road")  # the package's `road` is the function
 
     generator = torch.Generator().manual_seed(5)
     for shape in ((9, 13), (13, 9)):
         images = torch.rand(3, 2, *shape, generator=generator, dtype=torch.float64)
-        removed = torch.rand(3, 4, *shape, generator=generator) < torch.tensor([0.1, 0.4, 0.7, 0.95]).view(1, 4, 1, 1)
+        fractions = 0.9 * torch.rand(3, 5, 1, 1, generator=generator)  # mask sizes in an order unlike the masks'
+        removed = torch.rand(3, 5, *shape, generator=generator) < fractions
+        removed[1, 3] = False  # no removed pixel
+        removed[2, 0] = True
+        removed[2, 0, 4, 4] = False  # one known pixel
         banded = noisy_linear_imputation(images, removed)
-        monkeypatch.setattr(road_module, "BANDED_UP_TO", 0)
-        torch.testing.assert_close(noisy_linear_imputation(images, removed), banded, atol=1e-12, rtol=0)
-        monkeypatch.setattr(road_module, "BAND_ENTRIES", 1)  # one image per banded solve
-        monkeypatch.setattr(road_module, "BANDED_UP_TO", 64)
-        torch.testing.assert_close(noisy_linear_imputation(images, removed), banded, atol=1e-12, rtol=0)
-        monkeypatch.undo()
-        torch.testing.assert_close(banded[1, 2], slow_imputation(images[1], removed[1, 2]))
+        for name, value in (("BANDED_UP_TO", 0), ("BAND_ENTRIES", 1), ("BAND_ENTRIES", 300), ("CELLS", 1),
+                            ("CELLS", 400)):
+            monkeypatch.setattr(road_module, name, value)
+            torch.testing.assert_close(noisy_linear_imputation(images, removed), banded, atol=1e-12, rtol=0)
+            monkeypatch.undo()
+        for b, k in ((1, 2), (2, 0), (0, 4), (1, 3)):
+            torch.testing.assert_close(banded[b, k], slow_imputation(images[b], removed[b, k]))
+
+
+def test_banded_runs_split_the_masks_at_their_boundaries_each_with_its_own_band(monkeypatch):
+    road_module = importlib.import_module("taylorlens.metrics.road")
+    monkeypatch.setattr(road_module, "BAND_ENTRIES", 300)
+    generator = torch.Generator().manual_seed(6)
+    removed = (torch.rand(12, 10, 10, generator=generator) < torch.linspace(0.05, 0.95, 12).view(-1, 1, 1)).numpy()
+    system = road_module._ImputationSystem.build(np.zeros((12, 1, 10, 10)), removed)
+    runs = system.runs()
+    assert runs[0][0] == 0 and runs[-1][1] == system.starts[-1] and len(runs) > 2
+    assert all(hi == next_lo for (_, hi, _), (next_lo, _, _) in zip(runs, runs[1:], strict=False))
+    assert {lo for lo, _, _ in runs} <= set(system.starts.tolist())
+    for lo, hi, band in runs:
+        gaps = [gap[(i >= lo) & (i < hi)] for _, i, gap in system.pairs]
+        assert band == max(int(g.max()) for g in gaps if g.size)
+        masks = np.searchsorted(system.starts, hi) - np.searchsorted(system.starts, lo)
+        assert (hi - lo) * (band + 1) <= 300 or masks == 1  # within the budget, or one mask over it
+    assert runs[0][2] < 8 < runs[-1][2] <= 11
 
 
 def test_imputation_without_a_known_pixel_is_refused():
