@@ -1,28 +1,35 @@
 """Benchmark ROAD and the randomization test: time vs. the ideal model passes and vs. Quantus on the same work.
 
 ROAD on a 28x28 CNN with 64 inputs and the fractions 0.1..0.9: ``ideal`` = B x K forwards at the best
-per-sample forward cost (measured here, inference mode, chunk sizes 8..1024); the sparse solves of the
-imputation are timed apart. Quantus's ``ROAD`` (the same images and percentages, noise 0) solves one
+per-sample forward cost (the best batch size among 8..1024, inference mode; a plain pass at that size is
+timed in the same interleaved rounds as the metric, medians of 5); the sparse solves of the imputation are
+timed apart. Quantus's ``ROAD`` (the same images and percentages, noise 0) solves one
 system per image per percentage and runs the most-relevant-first order only. The randomization test
 (gradient maps, cascading over the 4 parameterised layers) against Quantus's ``MPRT`` with the same
-explanation function: ``ideal`` = (L + 1) gradient passes at the best per-sample forward+backward cost.
+explanation function: ``ideal`` = (L + 1) gradient passes at the best per-sample forward+backward cost
+(timed the same way).
 Both libraries run with one torch thread: on a shared 2-core machine two threads spin against other jobs
 and the timings stop meaning anything. Run: ``python benchmarks/sanity.py``.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/sanity.py` finds the package
 
-import taylorlens
-from taylorlens import metrics
-from taylorlens.metrics.road import noisy_linear_imputation
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import taylorlens  # noqa: E402
+from benchmarks.timing import best_pass_cost, plain_pass, time_interleaved  # noqa: E402
+from taylorlens import metrics  # noqa: E402
+from taylorlens.metrics.road import noisy_linear_imputation  # noqa: E402
 
 BATCH = 64
 FRACTIONS = tuple(p / 100 for p in range(10, 100, 10))
@@ -37,26 +44,11 @@ def cnn() -> nn.Module:
     ).eval()
 
 
-def best_cost(model: nn.Module, backward: bool) -> float:
-    """Seconds per sample of the fastest chunk size: a forward in inference mode, or a forward+backward."""
-    best = float("inf")
-    for size in (8, 16, 32, 64, 128, 256, 512, 1024):
-        batch = torch.randn(size, 1, 28, 28)
-
-        def run(batch: torch.Tensor = batch) -> None:
-            if backward:
-                point = batch.clone().requires_grad_(True)
-                torch.autograd.grad(model(point)[:, 0].sum(), point)
-            else:
-                with torch.inference_mode():
-                    model(batch)
-
-        run()
-        start = time.perf_counter()
-        for _ in range(3):
-            run()
-        best = min(best, (time.perf_counter() - start) / (3 * size))
-    return best
+def interleaved(run: Callable[[], object], plain: Callable[[], object], passes: float) -> tuple[float, float]:
+    """(ideal, ours): medians of 5 interleaved rounds of ``run`` and of one plain pass at the best batch size,
+    the ideal being ``passes`` such passes, so both see the same machine load."""
+    times = time_interleaved({"ours": run, "plain": plain}, repeats=5)
+    return passes * times["plain"].median, times["ours"].median
 
 
 def timed(run: Callable[[], object], repeats: int = 2) -> float:
@@ -77,17 +69,20 @@ def main() -> None:
     x = torch.rand(BATCH, 1, 28, 28)
     y = model(x).argmax(1)
     a = torch.randn_like(x)
-    forward, backward = best_cost(model, False), best_cost(model, True)
+    sizes = (8, 16, 32, 64, 128, 256, 512, 1024)
+    forward, backward = (best_pass_cost(model, x, y, backward=b, batch_sizes=sizes) for b in (False, True))
     metrics.road(model, x[:2], a[:2], y[:2], fractions=(0.5,))  # warm-up and chunk-size measuring
-    print(f"best forward {forward * 1e6:.1f} us/sample, forward+backward {backward * 1e6:.1f} us/sample")
+    print(f"best forward {forward.per_point * 1e6:.1f} us/sample (batch {forward.batch_size}), forward+backward "
+          f"{backward.per_point * 1e6:.1f} us/sample (batch {backward.batch_size})")
 
     removed = torch.rand(BATCH, len(FRACTIONS), 28, 28) < torch.tensor(FRACTIONS).view(1, -1, 1, 1)
     solve = timed(lambda: noisy_linear_imputation(x, removed))
     images, masks = x.double().numpy(), removed.numpy().reshape(BATCH, len(FRACTIONS), -1)
     quantus_solve = timed(lambda: [quantus_imputation(images[b], np.flatnonzero(masks[b, k]), noise=0.0)
                                    for b in range(BATCH) for k in range(len(FRACTIONS))], repeats=1)
-    ideal = BATCH * len(FRACTIONS) * forward
-    morf = timed(lambda: metrics.road(model, x, a, y, fractions=FRACTIONS, noise=0.0, readout="correct"))
+    points = BATCH * len(FRACTIONS)
+    ideal, morf = interleaved(lambda: metrics.road(model, x, a, y, fractions=FRACTIONS, noise=0.0, readout="correct"),
+                              plain_pass(model, x, y, forward.batch_size, backward=False), points / forward.batch_size)
     both = timed(lambda: [metrics.road(model, x, a, y, fractions=FRACTIONS, order=o, seed=0) for o in ("morf", "lerf")])
     reference = quantus.ROAD(percentages=list(range(10, 100, 10)), noise=0.0, disable_warnings=True,
                              display_progressbar=False)
@@ -103,8 +98,10 @@ def main() -> None:
         return taylorlens.attribute(model, torch.as_tensor(inputs), torch.as_tensor(targets), "gradient").numpy()
 
     layers = 4
-    ideal = (layers + 1) * BATCH * backward
-    ours = timed(lambda: metrics.randomization_test(model, x, y, "gradient", seed=0, similarity=("spearman_abs",)))
+    ideal, ours = interleaved(
+        lambda: metrics.randomization_test(model, x, y, "gradient", seed=0, similarity=("spearman_abs",)),
+        plain_pass(model, x, y, backward.batch_size), (layers + 1) * BATCH / backward.batch_size,
+    )
     mprt = quantus.MPRT(layer_order="top_down", seed=0, disable_warnings=True, display_progressbar=False)
     quantus_mprt = timed(lambda: mprt(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=a.numpy(),
                                       explain_func=explain, device="cpu", batch_size=BATCH), repeats=1)
