@@ -304,7 +304,7 @@ def _modified_outputs(
         with modified_gradients(rule) as seen:
             outputs = request.call.explained(batch, rows, targets)
         return outputs, 0 if seen is None else seen.met
-    shared = _one_reference(request, refs, rows) and request.call.model not in _UNSHARED
+    shared = _one_reference(request, refs, rows) and not _remembered_unshared(request.call.model)
     while True:
         tape = _reference_tape(request, refs, rows, targets, rule, shared)
         try:
@@ -319,12 +319,26 @@ def _modified_outputs(
                     f"the references' pass, but the two passes differ ({mismatch}): the model takes a "
                     "different path for the references (input-dependent control flow)"
                 ) from mismatch
-            _UNSHARED.add(request.call.model)  # the model mixes the batch into other dimensions
+            _remember_unshared(request.call.model)  # the model mixes the batch into other dimensions
             shared = False
 
 
 #: Models whose values at one reference do not broadcast to a batch of points (remembered, not tried again).
 _UNSHARED: weakref.WeakSet = weakref.WeakSet()
+
+
+def _remembered_unshared(model: object) -> bool:
+    try:
+        return model in _UNSHARED
+    except TypeError:  # a callable that cannot be weakly referenced: never remembered
+        return False
+
+
+def _remember_unshared(model: object) -> None:
+    try:
+        _UNSHARED.add(model)
+    except TypeError:
+        pass
 
 
 def _one_reference(request: Request, refs: Tensor, rows: Tensor) -> bool:
