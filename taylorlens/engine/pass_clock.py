@@ -49,6 +49,7 @@ class PassClock:
         self.seconds = 0.0
         self.tallies: list[Tally] = []
         self.measuring_depth = 0
+        self.held: list[tuple[str, Tensor]] | None = None
 
     def timed(self, evaluate: Callable[..., T], *args: object, device: torch.device | None = None) -> T:
         """``evaluate(*args)``, its seconds added to the clock; on a CUDA ``device`` the queued work is
@@ -74,6 +75,9 @@ class PassClock:
         if self.measuring_depth:
             self.count_measuring(rows.numel())
             return
+        if self.held is not None:
+            self.held.append((kind, rows))
+            return
         kind = "gradient" if kind.startswith("gradient") else kind
         cpu_rows = rows.detach().reshape(-1).cpu()
         for open_tally in self.tallies:
@@ -86,6 +90,16 @@ class PassClock:
         for open_tally in self.tallies:
             open_tally.measuring_points += size
             open_tally.model_calls += 1
+
+    @contextmanager
+    def holding(self) -> Iterator[list[tuple[str, Tensor]]]:
+        """Inside the block, points counted are held in the yielded list instead: :meth:`count` them after it
+        if the work they belong to is kept (a chunk that ran out of memory is evaluated again)."""
+        outer, self.held = self.held, []
+        try:
+            yield self.held
+        finally:
+            self.held = outer
 
     @contextmanager
     def measuring(self) -> Iterator[None]:

@@ -162,7 +162,8 @@ def run_chunks(
     start = 0
     while start < points.total:
         sample, variant = _pairs(points, group, start, min(start + size, points.total))
-        chunk, error = attempt(partial(CLOCK.timed, device=device), evaluate, sample, variant)
+        with CLOCK.holding() as held:  # a chunk's references, counted only if the chunk is kept
+            chunk, error = attempt(partial(CLOCK.timed, device=device), evaluate, sample, variant)
         if error is not None:
             if size <= group:
                 raise error
@@ -173,7 +174,9 @@ def run_chunks(
             remember_fit(request.call.model, example, kind, halved)
             size = halved
             continue
-        CLOCK.count(kind, request.rows[sample])  # references are counted where they are evaluated
+        for held_kind, rows in held:
+            CLOCK.count(held_kind, rows)
+        CLOCK.count(kind, request.rows[sample])
         yield chunk
         start += sample.shape[0]
 

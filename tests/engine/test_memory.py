@@ -82,6 +82,19 @@ def test_measured_chunks_that_run_out_of_memory_give_the_unlimited_attributions(
     assert limited_info.points_by_pass == info.points_by_pass
 
 
+def test_deeplift_counts_the_references_of_kept_chunks_only(cnn):
+    # The shared reference's forward (1 point) fits; a chunk of 16 points does not and is evaluated again.
+    x = torch.randn(20, 2, 6, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    expected = taylorlens.attribute(cnn, x, target=1, method="deeplift")
+    limited = OutOfMemoryAbove(cnn, limit=10)
+    with pytest.warns(BatchSizeWarning):
+        got, info = taylorlens.attribute(limited, x, target=1, method="deeplift", batch_size=16, return_info=True)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+    kept = [size for size in limited.batches if 1 < size <= limited.limit]
+    assert 16 in limited.batches and sum(kept) == 20  # a failed chunk of 16, then the 20 points in kept chunks
+    assert info.points_by_pass == {"gradient": 20, "forward": len(kept)}  # one reference forward per kept chunk
+
+
 @pytest.mark.parametrize("message", ["CUDA out of memory. Tried to allocate 2.00 GiB",
                                      "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate "
                                      "memory: you tried to allocate 8589934592 bytes."])
