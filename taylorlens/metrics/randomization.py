@@ -203,8 +203,10 @@ def average_ranks(values: Tensor) -> Tensor:
         ordered, order = values.sort(dim=-1)
     starts = torch.ones_like(ordered, dtype=torch.bool)
     starts[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
-    group = starts.long().cumsum(-1) - 1
     position = torch.arange(values.shape[-1], dtype=torch.float64, device=values.device).expand(values.shape)
+    if bool(starts.all()):  # no ties: the ranks are the inverse permutation
+        return torch.empty_like(position).scatter_(-1, order, position)
+    group = starts.long().cumsum(-1) - 1
     total = torch.zeros_like(position).scatter_add_(-1, group, position)
     count = torch.zeros_like(position).scatter_add_(-1, group, torch.ones_like(position))
     ranks = (total / count.clamp(min=1)).gather(-1, group)

@@ -107,9 +107,10 @@ def test_similarities_match_scipy_and_skimage():
     first = torch.rand(3, 2, 12, 10, generator=generator, dtype=torch.float64)
     second = first + 0.3 * torch.rand(3, 2, 12, 10, generator=generator, dtype=torch.float64)
     tied = (first * 4).round()
-    ranks = average_ranks(tied.flatten(1))
+    ranks, distinct = average_ranks(tied.flatten(1)), average_ranks(first.flatten(1))  # ties / none (fast path)
     for b in range(3):
         np.testing.assert_allclose(ranks[b].numpy() + 1, scipy.stats.rankdata(tied[b].flatten().numpy()))
+        np.testing.assert_array_equal(distinct[b].numpy() + 1, scipy.stats.rankdata(first[b].flatten().numpy()))
         rho = scipy.stats.spearmanr(tied[b].flatten(), second[b].flatten()).statistic
         assert float(spearman(tied, second)[b]) == pytest.approx(rho)
     maps_a, maps_b = saliency_map(first).numpy(), saliency_map(second).numpy()
