@@ -347,9 +347,9 @@ def _remember_unshared(model: object) -> None:
 def _one_reference(request: Request, refs: Tensor, rows: Tensor) -> bool:
     """Whether every point's reference gives the same values: equal references, and forward arguments (or a
     layer's context) that do not differ between the samples."""
-    if not torch.equal(refs, refs[:1].expand_as(refs)):
-        return False
     call = request.call
+    if getattr(call.model, "training", False) or not torch.equal(refs, refs[:1].expand_as(refs)):
+        return False  # in training mode batch norm needs the batch (and warns: model_state.frozen)
     return bool((rows == rows[0]).all()) or (call.site is None and not call.batched_kwargs)
 
 

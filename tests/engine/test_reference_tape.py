@@ -79,3 +79,13 @@ def test_a_model_that_cannot_be_weakly_referenced_still_gets_its_references():
     x = torch.rand(3, 4, dtype=torch.float64)  # torch.tanh is a builtin: no weak reference to remember it by
     maps = taylorlens.attribute(torch.tanh, x, None, "deeplift", output=lambda out: out.sum(1))
     torch.testing.assert_close(maps, torch.tanh(x), rtol=1e-12, atol=1e-12)  # tanh(0) = 0, elementwise
+
+
+def test_a_model_in_training_mode_gets_one_reference_per_point():
+    # Batch norm in training mode cannot normalise a batch of one shared reference; the model warns anyway.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 2)).double().train()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="training mode"):
+        maps = taylorlens.attribute(model, x, 0, "deeplift")
+    assert maps.shape == x.shape and bool(torch.isfinite(maps).all())
