@@ -45,7 +45,7 @@ def test_passes_go_in_chunks_of_batch_size(make_mlp, make_inputs, batch_size):
 
 def test_deeplift_evaluates_the_references_of_each_chunk_before_its_points(make_mlp, make_inputs):
     # One shared baseline: one reference forward per chunk, its values broadcast to the chunk's points.
-    model, x = CountingModel(make_mlp(nn.Tanh)), make_inputs(5, 5)
+    model, x = CountingModel(make_mlp(nn.Tanh)).eval(), make_inputs(5, 5)
     shared = taylorlens.attribute(model, x, 1, "deeplift", batch_size=2)
     assert model.calls == [1, 2, 1, 2, 1, 1]
     # A baseline per sample: as many references as points; the same attributions for equal baselines.
