@@ -298,7 +298,11 @@ def time_case(
         "taylorlens": keep("taylorlens", lambda: ours(x, target)),
         "plain": plain_pass(model, x, target, cost.batch_size, backward=case.backward),
     }
-    warmups = {"taylorlens": lambda: settle(lambda: ours(x, target), ours(x[:warm], target[:warm]))}
+    def warm_up() -> None:
+        ours(x[:warm], target[:warm])
+        settle(lambda: ours(x, target))
+
+    warmups = {"taylorlens": warm_up}
     if case.captum is not None:
         contenders["captum"] = keep("captum", lambda: case.captum(x, target))
         warmups["captum"] = lambda: case.captum(x[:warm], target[:warm])
@@ -333,7 +337,7 @@ def time_case(
     ]
 
 
-def settle(call: Callable[[], object], *_: object, most: int = 4) -> None:
+def settle(call: Callable[[], object], most: int = 4) -> None:
     """Call until the chunk plan has finished measuring (no measuring points in a call; at most ``most``
     calls): the timed rounds then see the steady state a user's repeated calls see. Measuring is a one-time
     cost per model and point shape, bounded per call by ``chunking.MEASURE_SHARE``."""

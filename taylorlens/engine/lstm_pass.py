@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from taylorlens.engine.recurrent import time_steps
+
 
 class LSTMValues(NamedTuple):
     """The forward values of one LSTM layer, time-major: gate pre-activations and their sigmoids ``(T, B, 4H)``,
@@ -50,18 +52,16 @@ class LSTMValues(NamedTuple):
 
 def lstm_values(
     projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None, w_hr: Tensor | None,
-    reverse: bool, source: tuple[Tensor, Tensor, Tensor | None] | None = None,
+    reverse: bool, source: tuple[Tensor, Tensor, Tensor | None],
 ) -> LSTMValues:
     """The values of :func:`~taylorlens.engine.recurrent.lstm_step` over all steps, without gradients.
 
-    With ``source = (input, w_ih, b_ih)`` (``projected = F.linear(input, w_ih, b_ih)``) the outputs come from
+    ``source = (input, w_ih, b_ih)`` (``projected = F.linear(input, w_ih, b_ih)``): the outputs come from
     torch's fused LSTM kernel, the gate pre-activations of all steps from one matrix product with the
     outputs one step before, and only the cell recurrence ``c_t = f_t c_{t-1} + i_t g_t`` runs step by step
-    (one operation per step); without it every step runs the cell's operations.
+    (one operation per step).
     """
     with torch.no_grad():
-        if source is None:
-            return _stepped_values(projected, h0, c0, w_hh, b_hh, w_hr, reverse)
         x, w_ih, b_ih = source
         weights = [w for w in (w_ih, w_hh, b_ih, b_hh, w_hr) if w is not None]
         order = (lambda s: s.flip(0)) if reverse else (lambda s: s)
@@ -75,29 +75,9 @@ def lstm_values(
         inflow = i * torch.tanh(gates.chunk(4, dim=-1)[2])
         cells = torch.empty_like(inflow)
         cell = c0
-        for t in (range(projected.shape[0] - 1, -1, -1) if reverse else range(projected.shape[0])):
+        for t in time_steps(projected.shape[0], reverse):
             cell = torch.addcmul(inflow[t], f[t], cell, out=cells[t])
     return LSTMValues(gates, sigmoids, cells, hidden, h[0], c[0])
-
-
-def _stepped_values(
-    projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None, w_hr: Tensor | None,
-    reverse: bool,
-) -> LSTMValues:
-    """:func:`lstm_values` step by step, operation for operation as the unrolled cell (on contiguous rows)."""
-    steps = range(projected.shape[0] - 1, -1, -1) if reverse else range(projected.shape[0])
-    gates, sigmoids = torch.empty_like(projected), torch.empty_like(projected)
-    cells = projected.new_empty(*projected.shape[:2], c0.shape[-1])
-    hidden = projected.new_empty(*projected.shape[:2], h0.shape[-1])
-    h, c = h0, c0
-    for t in steps:
-        z = torch.add(projected[t], F.linear(h, w_hh, b_hh), out=gates[t])
-        i, f, _, o = torch.sigmoid(z, out=sigmoids[t]).chunk(4, dim=-1)
-        c = torch.add(f * c, i * torch.tanh(z.chunk(4, dim=-1)[2]), out=cells[t])
-        h = torch.mul(o, torch.tanh(c), out=hidden[t] if w_hr is None else None)
-        if w_hr is not None:
-            h = torch.matmul(h, w_hr.T, out=hidden[t])
-    return LSTMValues(gates, sigmoids, cells, hidden, h, c)
 
 
 class _ModifiedLSTMLayer(torch.autograd.Function):
@@ -107,11 +87,11 @@ class _ModifiedLSTMLayer(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any, projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
         w_hr: Tensor | None, rule: Any, reverse: bool, reference: tuple[Tensor, ...] | None,
-        source: tuple[Tensor, Tensor, Tensor | None] | None,
+        source: tuple[Tensor, Tensor, Tensor | None],
     ) -> tuple[Tensor, Tensor, Tensor]:
         values = lstm_values(projected, h0, c0, w_hh, b_hh, w_hr, reverse, source)
         factors = _backward_factors(rule, values.recorded(c0), reverse, reference)
-        ctx.steps = range(projected.shape[0] - 1, -1, -1) if reverse else range(projected.shape[0])
+        ctx.steps = time_steps(projected.shape[0], reverse)
         ctx.w_hr, ctx.factors = w_hr, factors
         ctx.w_hh = w_hh if factors.gate_gains.shape[-2] == 3 else w_hh.chunk(4)[2]
         return values.hidden, values.h, values.c
@@ -206,15 +186,15 @@ def _backward_factors(
 
 def modified_lstm_layer(
     rule: Any, projected: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, b_hh: Tensor | None,
-    w_hr: Tensor | None, reverse: bool, reference: tuple[Tensor, ...] | None = None,
-    source: tuple[Tensor, Tensor, Tensor | None] | None = None,
+    w_hr: Tensor | None, reverse: bool, reference: tuple[Tensor, ...] | None,
+    source: tuple[Tensor, Tensor, Tensor | None],
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """``hidden (T, B, P)`` and the last ``(h, c)`` of one LSTM layer, with ``rule``'s modified gradients
     (``reference``: the references' :meth:`LSTMValues.recorded`, for rules that need them).
 
     The weights must not require gradients (the passes freeze the model's parameters).
     """
-    source = None if source is None else tuple(None if s is None else s.detach() for s in source)
+    source = tuple(None if s is None else s.detach() for s in source)
     hidden, h, c = _ModifiedLSTMLayer.apply(projected, state[0], state[1], w_hh, b_hh, w_hr, rule, reverse,
                                             reference, source)
     return hidden, (h, c)

@@ -295,7 +295,7 @@ class _PositivePass(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        return grad_out.clamp(min=0), None
+        return _positive_part(grad_out), None
 
 
 def _positive_part(grad: Tensor) -> Tensor:
@@ -461,26 +461,24 @@ class RuleOps:
         return self.state.replace(f, z)
 
     def product(self, func: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor) -> Tensor:
+        return self._bilinear(func, a, b, self.rule.product_factors)
+
+    def gated(self, gate: Tensor, signal: Tensor) -> Tensor:
+        """``gate * signal`` inside a recurrent cell, split by the rule's :meth:`Rule.gate_factors`."""
+        return self._bilinear(torch.mul, gate, signal, self.rule.gate_factors)
+
+    def _bilinear(self, func: Callable, a: Tensor, b: Tensor, factors: Callable) -> Tensor:
+        """A product site: plain unless both factors depend on the inputs, recorded or split by ``factors``."""
         if not (_input_dependent(a) and _input_dependent(b)):
             return func(a, b)
         if self.recording():
             return _recorded(self.tape, "product", func, a, b)
         reference = None if self.tape is None else self.tape.replay("product", a, b)
-        return self._split(func, a, b, reference)
+        return self._split(func, a, b, reference, factors)
 
-    def _split(self, func: Callable, a: Tensor, b: Tensor, reference: Pair | None, gated: bool = False) -> Tensor:
-        factors = self.rule.gate_factors if gated else self.rule.product_factors
+    def _split(self, func: Callable, a: Tensor, b: Tensor, reference: Pair | None, factors: Callable) -> Tensor:
         a_bar, b_bar = factors(a.detach(), b.detach(), reference)
         return split_product(func, a, b, a_bar, b_bar)
-
-    def gated(self, gate: Tensor, signal: Tensor) -> Tensor:
-        """``gate * signal`` inside a recurrent cell, split by the rule's :meth:`Rule.gate_factors`."""
-        if not (_input_dependent(gate) and _input_dependent(signal)):
-            return gate * signal
-        if self.recording():
-            return _recorded(self.tape, "product", torch.mul, gate, signal)
-        reference = None if self.tape is None else self.tape.replay("product", gate, signal)
-        return self._split(torch.mul, gate, signal, reference, gated=True)
 
     def softmax(self, x: Tensor, dim: int, log: bool = False) -> Tensor:
         """``exp(s) * (1 / sum exp(s))`` (``log``: ``s - log sum exp(s)``), ``s = x - c`` along ``dim``.
@@ -507,7 +505,7 @@ class RuleOps:
         if not _input_dependent(inverse):
             return numerator * inverse
         reference = None if numerator_ref is None else (numerator_ref, inverse_ref)
-        return self._split(torch.mul, numerator, inverse, reference)
+        return self._split(torch.mul, numerator, inverse, reference, self.rule.product_factors)
 
     def _paired_site(self, f: Callable[[Tensor], Tensor], z: Tensor, z_ref: Tensor | None) -> tuple[Tensor, Any]:
         """``f(z)`` with the rule's gradient given the reference ``z_ref`` (None: no references), and ``f(z_ref)``."""
@@ -518,7 +516,7 @@ class RuleOps:
 
     def sequence(
         self, step: Callable, projected: Tensor, state: tuple[Tensor, ...], weights: tuple, reverse: bool,
-        source: tuple[Tensor, Tensor, Tensor | None] | None = None,
+        source: tuple[Tensor, Tensor, Tensor | None],
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """One direction of a recurrent layer: an LSTM whose ``3 T`` nonlinearities all get one
         :func:`by_multiplier` rule runs as one fused Function (:mod:`~taylorlens.engine.lstm_pass`), any
@@ -549,12 +547,14 @@ class RuleOps:
         raise UnsupportedModelError(f"{message} ({self.rule.name} rule, products={self.rule.products!r})")
 
 
-def _recorded(tape: ReferenceTape, kind: str, func: Callable, *values: Tensor, **kwargs: Any) -> Tensor:
-    """The references' pass at a site: write its inputs down, return its plain value (marked as depending on
-    the inputs, so that later sites are recognised as in the points' pass)."""
-    tape.record(kind, *values)
+def _recorded(
+    tape: ReferenceTape, kind: str, func: Callable, *values: Tensor, keep_output: bool = False, **kwargs: Any
+) -> Tensor:
+    """The references' pass at a site: write its inputs (and with ``keep_output`` its value) down, return its
+    plain value (marked as depending on the inputs, so that later sites are recognised as in the points' pass)."""
     with torch.no_grad():
         out = func(*values, **kwargs)
+    tape.record(kind, *values, *((out,) if keep_output else ()))
     return out.requires_grad_()
 
 
@@ -590,10 +590,7 @@ class _SwapNonlinearityGradients(TorchFunctionMode):
             return self.site(f, z, None)
         if self.tape.recording:
             self.met += 1
-            with torch.no_grad():
-                out = f(z)
-            self.tape.record("elementwise", z, out)
-            return out.requires_grad_()
+            return _recorded(self.tape, "elementwise", f, z, keep_output=True)
         return self.site(f, z, self.tape.replay("elementwise", z))
 
     def site(self, f: Callable[[Tensor], Tensor], z: Tensor, reference: Pair | None) -> Tensor:

@@ -359,7 +359,7 @@ def _reference_tape(
     """The references' values at every rule site (one reference when ``shared``), ready for replay."""
     if shared:
         refs, rows, targets = refs[:1], rows[:1], None if targets is None else targets[:1]
-    tape = ReferenceTape(shared)
+    tape = ReferenceTape()
     with torch.enable_grad(), modified_gradients(rule, tape):
         request.call.explained(refs.detach().requires_grad_(True), rows, targets)
     CLOCK.count("forward", rows)

@@ -94,14 +94,18 @@ def rnn_step(nonlinearity: Callable[[Tensor], Tensor]) -> Step:
     return step
 
 
+def time_steps(length: int, reverse: bool) -> range:
+    """The time steps in the order a layer's direction visits them."""
+    return range(length - 1, -1, -1) if reverse else range(length)
+
+
 def unrolled(
     ops: Any, step: Step, projected: Tensor, state: tuple[Tensor, ...], weights: Sequence[Tensor | None],
     reverse: bool,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """One direction of one layer, step by step: ``hidden (T, B, P)`` and the last state."""
-    steps = range(projected.shape[0] - 1, -1, -1) if reverse else range(projected.shape[0])
     hidden = [None] * projected.shape[0]
-    for t in steps:
+    for t in time_steps(projected.shape[0], reverse):
         state = step(ops, projected[t], state, weights)
         hidden[t] = state[0]
     return torch.stack(hidden), state

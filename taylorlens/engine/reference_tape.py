@@ -36,14 +36,13 @@ class Entry(NamedTuple):
 class ReferenceTape:
     """The references' values at the rule sites of one forward pass: :meth:`record`, then :meth:`replay`.
 
-    ``recording`` is True until :meth:`start_replay`; ``shared`` says the tape holds one reference for
-    every point (its values have batch size 1 and broadcast).
+    ``recording`` is True until :meth:`start_replay`. A tape of one reference shared by every point holds
+    values of batch size 1, which broadcast to the points'.
     """
 
-    def __init__(self, shared: bool = False) -> None:
+    def __init__(self) -> None:
         self.entries: list[Entry] = []
         self.recording = True
-        self.shared = shared
         self.position = 0
 
     def record(self, kind: str, *values: Tensor) -> None:

@@ -56,7 +56,7 @@ def test_references_on_another_path_than_the_points_are_refused():
 
 
 def test_the_tape_checks_kind_shape_and_length():
-    tape = ReferenceTape(shared=True)
+    tape = ReferenceTape()
     tape.record("elementwise", torch.zeros(1, 3), torch.zeros(1, 3))
     tape.start_replay()
     with pytest.raises(ReferenceMismatch, match="is a product for the points and a elementwise"):
