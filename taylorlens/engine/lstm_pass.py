@@ -54,7 +54,8 @@ def lstm_values(
     projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None, w_hr: Tensor | None,
     reverse: bool, source: tuple[Tensor, Tensor, Tensor | None],
 ) -> LSTMValues:
-    """The values of :func:`~taylorlens.engine.recurrent.lstm_step` over all steps, without gradients.
+    """The values of :func:`~taylorlens.engine.recurrent.lstm_step` (the LSTM equations of the ``torch.nn.LSTM``
+    documentation, Hochreiter & Schmidhuber 1997) over all steps, without gradients.
 
     ``source = (input, w_ih, b_ih)`` (``projected = F.linear(input, w_ih, b_ih)``): the outputs come from
     torch's fused LSTM kernel, the gate pre-activations of all steps from one matrix product with the

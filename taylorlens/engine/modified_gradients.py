@@ -172,7 +172,8 @@ def derivative(f: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
 
 def derivative_where(f: Callable[[Tensor], Tensor], where: Tensor, values: Tensor, *ends: Tensor) -> Tensor:
     """``values`` with ``f'`` at the mean of ``ends`` at the entries ``where`` (bool, shaped like ``values``;
-    ``ends`` broadcast to it): the midpoint slope of Rescale, or the slope at ``z`` itself.
+    ``ends`` broadcast to it): the midpoint slope of Rescale, the limit of ``Δf(z) / Δz`` as ``Δz -> 0``
+    (Ancona et al. 2018, Prop. 2), or epsilon-LRP's ``f'(z)`` where ``z + eps sign z = 0`` (Prop. 1).
 
     The derivative is evaluated at those entries only when ``f`` is pointwise (``f.pointwise``, default
     True: no tensor arguments besides ``z`` that would have to be indexed with it), else at every entry.
@@ -426,7 +427,10 @@ _SPLIT = {"mul": False, "multiply": False, "__mul__": False, "__rmul__": False, 
 
 def split_product(func: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor, a_bar: Tensor,
                   b_bar: Tensor) -> Tensor:
-    """``func(a, b)`` with ``dz/da = b_bar``, ``dz/db = a_bar`` (``func`` elementwise or matrix product)."""
+    """``func(a, b)`` with ``dz/da = b_bar``, ``dz/db = a_bar`` (``func`` elementwise or matrix product): the
+    modified chain rule (Ancona et al. 2018, Eq. 5) at a product, e.g. the symmetric split ``Δz = b_bar Δa +
+    a_bar Δb`` with ``a_bar = (a + a_ref) / 2`` of :class:`RescaleRule`, AttnLRP's uniform rule of
+    :class:`EpsilonRule`."""
     matrix = _SPLIT.get(getattr(func, "__name__", ""))
     if matrix is not None and (not matrix or (a.dim() >= 2 and b.dim() >= 2)):
         return _SplitProduct.apply(a, b, a_bar.expand_as(a), b_bar.expand_as(b), matrix)
@@ -483,9 +487,11 @@ class RuleOps:
     def softmax(self, x: Tensor, dim: int, log: bool = False) -> Tensor:
         """``exp(s) * (1 / sum exp(s))`` (``log``: ``s - log sum exp(s)``), ``s = x - c`` along ``dim``.
 
-        The shift ``c`` is the larger of the point's and its reference's row maxima, shared by both, so it
-        drops out of their difference and neither side overflows. The references' pass records ``x`` only;
-        the points' pass computes the reference's side of the decomposition with the shared shift.
+        ``exp`` and the reciprocal get the rule's multiplier (Rescale, Ancona et al. 2018 Prop. 2), the
+        product its split. The shift ``c`` is the larger of the point's and its reference's row maxima, shared
+        by both, so it drops out of their difference and neither side overflows. The references' pass
+        records ``x`` only; the points' pass computes the reference's side of the decomposition with the
+        shared shift.
         """
         if self.recording():
             self.state.met += 2  # exp and reciprocal (or log): the sites the points' pass gives a rule
